@@ -1,0 +1,619 @@
+//! ruleIQ's one typed `Settings`.
+//!
+//! Loaded once, in this order, each layer overriding the one before: built-in
+//! development defaults → `ruleiq.toml` (or the file `RULEIQ_CONFIG` names) → the
+//! environment variables of the deployment roadmap, unprefixed → command-line flags.
+//! [`Settings::load`] parses and validates in one step, so a running server never
+//! holds a setting it has not checked; every error names the setting at fault.
+
+mod raw;
+pub mod secrets;
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+pub use raw::{KNOWN_KEYS, RawSettings};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::{
+    fmt,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+/// Shortest secret accepted in production. 32 bytes of entropy is what
+/// `ruleiq secrets generate` produces and what HS256 wants for its key.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Where the server runs. Production turns on the strict checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" => Some(Self::Development),
+            "test" | "testing" => Some(Self::Test),
+            "staging" => Some(Self::Staging),
+            "production" | "prod" => Some(Self::Production),
+            _ => None,
+        }
+    }
+
+    /// The environment's name as logs and health responses show it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+
+    /// Whether this is production.
+    #[must_use]
+    pub fn is_production(self) -> bool {
+        self == Self::Production
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which database engine a `DATABASE_URL` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseBackend {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseBackend {
+    /// The backend's name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// A database URL that has been checked to name a supported engine.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    url: SecretString,
+    backend: DatabaseBackend,
+}
+
+impl DatabaseUrl {
+    /// Parses a `sqlite:` or `postgres://` URL.
+    ///
+    /// # Errors
+    /// When the URL names neither engine or is not a URL.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        let backend = if value.starts_with("sqlite:") {
+            DatabaseBackend::Sqlite
+        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            url::Url::parse(value).map_err(|e| format!("not a valid PostgreSQL URL ({e})"))?;
+            DatabaseBackend::Postgres
+        } else {
+            return Err(
+                "expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE".into(),
+            );
+        };
+        Ok(Self {
+            url: SecretString::from(value.to_owned()),
+            backend,
+        })
+    }
+
+    /// The SQLite database at `path`, created if missing.
+    #[must_use]
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self {
+            url: SecretString::from(format!("sqlite://{}?mode=rwc", path.display())),
+            backend: DatabaseBackend::Sqlite,
+        }
+    }
+
+    /// The engine.
+    #[must_use]
+    pub fn backend(&self) -> DatabaseBackend {
+        self.backend
+    }
+
+    /// The full URL, password included: pass it to the driver, never to a log.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        self.url.expose_secret()
+    }
+
+    /// The URL with any password replaced, safe to log.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(self.expose()) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("****"));
+                u.to_string()
+            }
+            _ => self.expose().to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind_address: IpAddr,
+    pub port: u16,
+    pub api_v1_prefix: String,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_json_body_size: usize,
+    pub allowed_origins: Vec<String>,
+    pub cors_allow_credentials: bool,
+    /// Worker threads of the async runtime (`WORKERS`); `None` uses one per core.
+    pub workers: Option<usize>,
+    pub run_migrations: bool,
+    pub embedded_worker: bool,
+}
+
+/// Database settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    /// How long to keep retrying an unreachable server at start-up.
+    pub connect_timeout: Duration,
+    pub max_connections: Option<u32>,
+}
+
+/// Token signing settings.
+#[derive(Clone)]
+pub struct AuthSettings {
+    pub jwt_secret_key: Option<SecretString>,
+    pub jwt_algorithm: String,
+    pub access_token_expire_minutes: u32,
+    pub secret_key: Option<SecretString>,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret_key", &self.jwt_secret_key.as_ref().map(|_| "****"))
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("access_token_expire_minutes", &self.access_token_expire_minutes)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "****"))
+            .finish()
+    }
+}
+
+/// Outbound AI provider credentials.
+#[derive(Clone, Default)]
+pub struct AiSettings {
+    pub openai_api_key: Option<SecretString>,
+    pub google_api_key: Option<SecretString>,
+    pub anthropic_api_key: Option<SecretString>,
+}
+
+impl fmt::Debug for AiSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AiSettings")
+            .field("openai", &self.openai_api_key.is_some())
+            .field("google", &self.google_api_key.is_some())
+            .field("anthropic", &self.anthropic_api_key.is_some())
+            .finish()
+    }
+}
+
+/// Upload limits.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub max_upload_size: u64,
+    pub allowed_extensions: Vec<String>,
+}
+
+/// Request budgets per minute.
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub per_minute: u32,
+    pub ai_per_minute: u32,
+    pub auth_per_minute: u32,
+}
+
+/// Live measurement switches.
+#[derive(Debug, Clone)]
+pub struct MonitoringSettings {
+    pub performance: bool,
+    pub database: bool,
+    pub interval: Duration,
+    pub sentry_dsn: Option<SecretString>,
+}
+
+/// The validated settings of one ruleIQ process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub debug: bool,
+    pub log_level: String,
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis_url: Option<SecretString>,
+    pub auth: AuthSettings,
+    pub ai: AiSettings,
+    pub uploads: UploadSettings,
+    pub rate_limits: RateLimitSettings,
+    pub monitoring: MonitoringSettings,
+}
+
+/// What went wrong loading settings. The message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting {setting}: {message}")]
+    Invalid { setting: String, message: String },
+    #[error("cannot read configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("unsafe production configuration: {setting} {message}")]
+    Unsafe {
+        setting: &'static str,
+        message: String,
+    },
+    #[error("cannot prepare data directory {path}: {message}")]
+    DataDir { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    fn invalid(setting: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            setting: setting.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Values given on the command line; they override every other source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Loads from the default file locations and the process environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid setting.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(overrides))
+    }
+
+    /// The layered sources, exposed so tests can add their own.
+    #[must_use]
+    pub fn figment(overrides: &Overrides) -> Figment {
+        let file = std::env::var("RULEIQ_CONFIG").unwrap_or_else(|_| "ruleiq.toml".into());
+        Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::raw().only(KNOWN_KEYS))
+            .merge(Serialized::defaults(overrides))
+    }
+
+    /// Extracts and validates settings from `figment`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid setting.
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(figment_error)?;
+        Self::from_raw(raw)
+    }
+
+    /// Validates raw settings.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid setting.
+    pub fn from_raw(raw: RawSettings) -> Result<Self, ConfigError> {
+        let environment = Environment::parse(&raw.environment.0).ok_or_else(|| {
+            ConfigError::invalid(
+                "ENVIRONMENT",
+                format!(
+                    "`{}` is not one of development, test, staging, production",
+                    raw.environment.0
+                ),
+            )
+        })?;
+        let log_level = raw.log_level.0.trim().to_ascii_lowercase();
+        if !matches!(
+            log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "warning" | "error" | "critical" | "off"
+        ) {
+            return Err(ConfigError::invalid(
+                "LOG_LEVEL",
+                format!(
+                    "`{}` is not one of trace, debug, info, warn, error, off",
+                    raw.log_level.0
+                ),
+            ));
+        }
+        let log_level = match log_level.as_str() {
+            "warning" => "warn".to_owned(),
+            "critical" => "error".to_owned(),
+            other => other.to_owned(),
+        };
+        let bind_address: IpAddr = raw.bind_address.0.trim().parse().map_err(|_| {
+            ConfigError::invalid(
+                "BIND_ADDRESS",
+                format!(
+                    "`{}` is not an IP address such as 127.0.0.1 or 0.0.0.0",
+                    raw.bind_address.0
+                ),
+            )
+        })?;
+        let data_dir = PathBuf::from(raw.data_dir.0.trim());
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("DATA_DIR", "must not be empty"));
+        }
+        let database_url = match raw.database_url.as_ref().map(|t| t.0.trim()) {
+            None | Some("") => DatabaseUrl::sqlite_file(&data_dir.join("ruleiq.db")),
+            Some(url) => {
+                DatabaseUrl::parse(url).map_err(|m| ConfigError::invalid("DATABASE_URL", m))?
+            }
+        };
+        let redis_url = match non_empty(raw.redis_url) {
+            None => None,
+            Some(url) => {
+                let parsed = url::Url::parse(&url).map_err(|e| {
+                    ConfigError::invalid("REDIS_URL", format!("not a valid URL ({e})"))
+                })?;
+                if !matches!(parsed.scheme(), "redis" | "rediss") {
+                    return Err(ConfigError::invalid(
+                        "REDIS_URL",
+                        "expected redis://HOST:PORT/DB or rediss://…",
+                    ));
+                }
+                Some(SecretString::from(url))
+            }
+        };
+        let jwt_algorithm = raw.jwt_algorithm.0.trim().to_ascii_uppercase();
+        if jwt_algorithm != "HS256" {
+            return Err(ConfigError::invalid(
+                "JWT_ALGORITHM",
+                format!("`{}` is not supported; use HS256", raw.jwt_algorithm.0),
+            ));
+        }
+        if !(1..=24 * 60).contains(&raw.jwt_access_token_expire_minutes) {
+            return Err(ConfigError::invalid(
+                "JWT_ACCESS_TOKEN_EXPIRE_MINUTES",
+                "must be between 1 and 1440",
+            ));
+        }
+        let prefix = raw.api_v1_prefix.0.trim().trim_end_matches('/').to_owned();
+        if !prefix.starts_with('/')
+            || prefix.len() < 2
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+        {
+            return Err(ConfigError::invalid(
+                "API_V1_PREFIX",
+                "must be a path such as /api/v1",
+            ));
+        }
+        for origin in &raw.allowed_origins.0 {
+            if origin != "*" {
+                let ok = url::Url::parse(origin)
+                    .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(ConfigError::invalid(
+                        "ALLOWED_ORIGINS",
+                        format!("`{origin}` is not an origin such as https://example.com"),
+                    ));
+                }
+            }
+        }
+        if raw.workers == Some(0) {
+            return Err(ConfigError::invalid("WORKERS", "must be at least 1"));
+        }
+        for (name, value) in [
+            ("MAX_UPLOAD_SIZE", raw.max_upload_size),
+            ("MAX_JSON_BODY_SIZE", raw.max_json_body_size),
+            ("MONITORING_INTERVAL_SECONDS", raw.monitoring_interval_seconds),
+            ("REQUEST_TIMEOUT_SECONDS", raw.request_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(name, "must be greater than 0"));
+            }
+        }
+        for (name, value) in [
+            ("RATE_LIMIT_PER_MINUTE", raw.rate_limit_per_minute),
+            ("AI_RATE_LIMIT_PER_MINUTE", raw.ai_rate_limit_per_minute),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", raw.auth_rate_limit_per_minute),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(
+                    name,
+                    "must be greater than 0 (set RATE_LIMIT_ENABLED=false to turn limits off)",
+                ));
+            }
+        }
+        let max_json_body_size = usize::try_from(raw.max_json_body_size)
+            .map_err(|_| ConfigError::invalid("MAX_JSON_BODY_SIZE", "too large"))?;
+        let allowed_extensions = raw
+            .allowed_extensions
+            .0
+            .iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        if allowed_extensions.is_empty() {
+            return Err(ConfigError::invalid(
+                "ALLOWED_EXTENSIONS",
+                "must name at least one extension",
+            ));
+        }
+
+        let settings = Settings {
+            environment,
+            debug: raw.debug.0,
+            log_level,
+            data_dir,
+            server: ServerSettings {
+                bind_address,
+                port: raw.port,
+                api_v1_prefix: prefix,
+                request_timeout: Duration::from_secs(raw.request_timeout_seconds),
+                shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_seconds),
+                max_json_body_size,
+                allowed_origins: raw.allowed_origins.0,
+                cors_allow_credentials: raw.cors_allow_credentials.0,
+                workers: raw.workers,
+                run_migrations: raw.run_migrations.0,
+                embedded_worker: raw.embedded_worker.0,
+            },
+            database: DatabaseSettings {
+                url: database_url,
+                connect_timeout: Duration::from_secs(raw.database_connect_timeout_seconds),
+                max_connections: raw.database_max_connections,
+            },
+            redis_url,
+            auth: AuthSettings {
+                jwt_secret_key: non_empty(raw.jwt_secret_key).map(SecretString::from),
+                jwt_algorithm,
+                access_token_expire_minutes: raw.jwt_access_token_expire_minutes,
+                secret_key: non_empty(raw.secret_key).map(SecretString::from),
+            },
+            ai: AiSettings {
+                openai_api_key: non_empty(raw.openai_api_key).map(SecretString::from),
+                google_api_key: non_empty(raw.google_api_key).map(SecretString::from),
+                anthropic_api_key: non_empty(raw.anthropic_api_key).map(SecretString::from),
+            },
+            uploads: UploadSettings {
+                max_upload_size: raw.max_upload_size,
+                allowed_extensions,
+            },
+            rate_limits: RateLimitSettings {
+                enabled: raw.rate_limit_enabled.0,
+                per_minute: raw.rate_limit_per_minute,
+                ai_per_minute: raw.ai_rate_limit_per_minute,
+                auth_per_minute: raw.auth_rate_limit_per_minute,
+            },
+            monitoring: MonitoringSettings {
+                performance: raw.enable_performance_monitoring.0,
+                database: raw.enable_database_monitoring.0,
+                interval: Duration::from_secs(raw.monitoring_interval_seconds),
+                sentry_dsn: non_empty(raw.sentry_dsn).map(SecretString::from),
+            },
+        };
+        settings.check_production()?;
+        Ok(settings)
+    }
+
+    /// The refusals that apply only with `ENVIRONMENT=production`.
+    fn check_production(&self) -> Result<(), ConfigError> {
+        if !self.environment.is_production() {
+            return Ok(());
+        }
+        for (setting, value) in [
+            ("JWT_SECRET_KEY", &self.auth.jwt_secret_key),
+            ("SECRET_KEY", &self.auth.secret_key),
+        ] {
+            match value {
+                None => {
+                    return Err(ConfigError::Unsafe {
+                        setting,
+                        message: "is not set; generate one with `ruleiq secrets generate`".into(),
+                    });
+                }
+                Some(s) if s.expose_secret().chars().count() < MIN_SECRET_LEN => {
+                    return Err(ConfigError::Unsafe {
+                        setting,
+                        message: format!(
+                            "is shorter than {MIN_SECRET_LEN} characters; generate one with `ruleiq secrets generate`"
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if self.debug {
+            return Err(ConfigError::Unsafe {
+                setting: "DEBUG",
+                message: "must be false in production".into(),
+            });
+        }
+        if self.server.cors_allow_credentials
+            && self.server.allowed_origins.iter().any(|o| o == "*")
+        {
+            return Err(ConfigError::Unsafe {
+                setting: "ALLOWED_ORIGINS",
+                message: "may not contain `*` while CORS_ALLOW_CREDENTIALS=true; list the origins"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The socket address to listen on.
+    #[must_use]
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.server.bind_address, self.server.port)
+    }
+}
+
+fn non_empty(value: Option<raw::Text>) -> Option<String> {
+    value.map(|t| t.0).filter(|s| !s.trim().is_empty())
+}
+
+/// Turns figment's error into one that names the environment variable (or file key).
+fn figment_error(err: figment::Error) -> ConfigError {
+    let setting = if err.path.is_empty() {
+        "configuration".to_owned()
+    } else {
+        err.path.join(".").to_ascii_uppercase()
+    };
+    let origin = err
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+            _ => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    if let figment::error::Kind::UnknownField(field, _) = &err.kind {
+        return ConfigError::invalid(
+            &field.to_ascii_uppercase(),
+            format!("is not a ruleIQ setting{origin}"),
+        );
+    }
+    ConfigError::Invalid {
+        setting,
+        message: format!("{}{origin}", err.kind),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+use super::*;
+use figment::Jail;
+
+fn load_in(jail: &Jail) -> Result<Settings, ConfigError> {
+    let _ = jail;
+    Settings::load(&Overrides::default())
+}
+
+#[test]
+fn defaults_give_a_working_development_configuration() {
+    Jail::expect_with(|jail| {
+        let s = load_in(jail).expect("defaults load");
+        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.listen_addr().to_string(), "127.0.0.1:8000");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.database.url.backend(), DatabaseBackend::Sqlite);
+        assert!(s.database.url.expose().ends_with("data/ruleiq.db?mode=rwc"));
+        assert_eq!(s.server.api_v1_prefix, "/api/v1");
+        assert_eq!(s.uploads.max_upload_size, 10_485_760);
+        assert_eq!(s.rate_limits.auth_per_minute, 5);
+        Ok(())
+    });
+}
+
+#[test]
+fn roadmap_environment_variables_are_read_under_their_own_names() {
+    Jail::expect_with(|jail| {
+        jail.set_env("DATABASE_URL", "postgresql://u:pw@db.example:5432/ruleiq");
+        jail.set_env("PORT", "9001");
+        jail.set_env("LOG_LEVEL", "INFO");
+        jail.set_env("DEBUG", "False");
+        jail.set_env("ALLOWED_ORIGINS", "https://a.example, https://b.example");
+        jail.set_env("ALLOWED_EXTENSIONS", "pdf,.PNG");
+        jail.set_env("MAX_UPLOAD_SIZE", "1048576");
+        jail.set_env("JWT_SECRET_KEY", "123456");
+        jail.set_env("RATE_LIMIT_ENABLED", "false");
+        jail.set_env("WORKERS", "4");
+        let s = load_in(jail).expect("loads");
+        assert_eq!(s.database.url.backend(), DatabaseBackend::Postgres);
+        assert_eq!(
+            s.database.url.redacted(),
+            "postgresql://u:****@db.example:5432/ruleiq"
+        );
+        assert_eq!(s.server.port, 9001);
+        assert_eq!(s.log_level, "info");
+        assert!(!s.debug);
+        assert_eq!(
+            s.server.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(s.uploads.allowed_extensions, ["pdf", "png"]);
+        assert_eq!(s.uploads.max_upload_size, 1_048_576);
+        assert_eq!(
+            s.auth.jwt_secret_key.as_ref().map(|k| k.expose_secret().to_owned()),
+            Some("123456".to_owned()),
+            "a numeric-looking secret is still text"
+        );
+        assert!(!s.rate_limits.enabled);
+        assert_eq!(s.server.workers, Some(4));
+        Ok(())
+    });
+}
+
+#[test]
+fn invalid_values_name_the_variable() {
+    for (var, value, expect) in [
+        ("DATABASE_URL", "nonsense", "DATABASE_URL"),
+        ("PORT", "99999", "PORT"),
+        ("MAX_UPLOAD_SIZE", "abc", "MAX_UPLOAD_SIZE"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL"),
+        ("ENVIRONMENT", "moon", "ENVIRONMENT"),
+        ("JWT_ALGORITHM", "RS256", "JWT_ALGORITHM"),
+        ("ALLOWED_ORIGINS", "not an origin", "ALLOWED_ORIGINS"),
+        ("REDIS_URL", "http://x", "REDIS_URL"),
+        ("DEBUG", "perhaps", "DEBUG"),
+        ("BIND_ADDRESS", "localhost:80", "BIND_ADDRESS"),
+    ] {
+        Jail::expect_with(|jail| {
+            jail.set_env(var, value);
+            let err = load_in(jail).expect_err(var).to_string();
+            assert!(err.contains(expect), "{var}={value}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn the_toml_file_is_read_and_the_environment_overrides_it() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "ruleiq.toml",
+            "port = 7000\nlog_level = \"debug\"\nallowed_extensions = [\"pdf\", \"txt\"]\n",
+        )?;
+        jail.set_env("LOG_LEVEL", "warn");
+        let s = load_in(jail).expect("loads");
+        assert_eq!(s.server.port, 7000);
+        assert_eq!(s.log_level, "warn");
+        assert_eq!(s.uploads.allowed_extensions, ["pdf", "txt"]);
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file("ruleiq.toml", "prot = 7000\n")?;
+        let err = load_in(jail).expect_err("typo").to_string();
+        assert!(err.contains("PROT"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn command_line_overrides_win() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PORT", "9001");
+        let s = Settings::load(&Overrides {
+            port: Some(0),
+            ..Overrides::default()
+        })
+        .expect("loads");
+        assert_eq!(s.server.port, 0);
+        Ok(())
+    });
+}
+
+#[test]
+fn production_refuses_unsafe_configurations_and_names_the_setting() {
+    let strong = "x".repeat(MIN_SECRET_LEN);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![], "JWT_SECRET_KEY"),
+        (vec![("JWT_SECRET_KEY", "short")], "JWT_SECRET_KEY"),
+        (vec![("JWT_SECRET_KEY", &strong)], "SECRET_KEY"),
+        (
+            vec![("JWT_SECRET_KEY", &strong), ("SECRET_KEY", &strong), ("DEBUG", "true")],
+            "DEBUG",
+        ),
+        (
+            vec![
+                ("JWT_SECRET_KEY", &strong),
+                ("SECRET_KEY", &strong),
+                ("ALLOWED_ORIGINS", "*"),
+                ("CORS_ALLOW_CREDENTIALS", "true"),
+            ],
+            "ALLOWED_ORIGINS",
+        ),
+    ];
+    for (vars, expect) in cases {
+        Jail::expect_with(|jail| {
+            jail.set_env("ENVIRONMENT", "production");
+            for (k, v) in &vars {
+                jail.set_env(k, v);
+            }
+            let err = load_in(jail).expect_err(expect).to_string();
+            assert!(err.contains(expect), "{vars:?}: {err}");
+            Ok(())
+        });
+    }
+    Jail::expect_with(|jail| {
+        jail.set_env("ENVIRONMENT", "production");
+        jail.set_env("JWT_SECRET_KEY", &strong);
+        jail.set_env("SECRET_KEY", &strong);
+        jail.set_env("ALLOWED_ORIGINS", "*");
+        jail.set_env("CORS_ALLOW_CREDENTIALS", "false");
+        load_in(jail).expect("wildcard without credentials is allowed");
+        Ok(())
+    });
+}
+
+#[test]
+fn development_secrets_are_generated_once_and_kept_private() {
+    Jail::expect_with(|jail| {
+        jail.set_env("DATA_DIR", "state");
+        let mut s = load_in(jail).expect("loads");
+        secrets::ensure_dev_secrets(&mut s).expect("generates");
+        let first = s.auth.jwt_secret_key.as_ref().unwrap().expose_secret().to_owned();
+        assert!(first.len() >= MIN_SECRET_LEN);
+        let mut again = load_in(jail).expect("loads");
+        secrets::ensure_dev_secrets(&mut again).expect("reads");
+        assert_eq!(
+            again.auth.jwt_secret_key.as_ref().unwrap().expose_secret(),
+            first,
+            "persisted across restarts"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(jail.directory().join("state/jwt_secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn generated_secrets_have_the_roadmap_shapes() {
+    let g = secrets::generate();
+    assert_eq!(g.jwt_secret_key.len(), 43, "32 bytes, base64url");
+    assert_eq!(g.secret_key.len(), 50);
+    assert_eq!(g.database_password.len(), 32, "24 bytes, base64url");
+    assert_ne!(secrets::generate().jwt_secret_key, g.jwt_secret_key);
+}

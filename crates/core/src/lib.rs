@@ -1,0 +1,12 @@
+//! ruleIQ's vocabulary: identifiers, roles and permissions, the clock.
+//!
+//! This crate performs no I/O, so every other crate can depend on it and tests can
+//! construct any value here without a database.
+
+pub mod clock;
+pub mod ids;
+pub mod roles;
+
+pub use clock::{Clock, SystemClock};
+pub use ids::JobId;
+pub use roles::{Permission, Role};
