@@ -1,0 +1,181 @@
+//! Opening the database chosen by `DATABASE_URL`.
+//!
+//! SQLite is opened in WAL mode with a busy timeout and foreign keys on, its file and
+//! directory created if missing. PostgreSQL is retried with exponential backoff for
+//! `DATABASE_CONNECT_TIMEOUT_SECONDS`, because in a container deployment the database
+//! often starts after the application.
+
+use ruleiq_config::{DatabaseBackend, DatabaseSettings};
+use ruleiq_migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbErr,
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot create the SQLite directory {path}: {source}")]
+    SqliteDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the SQLite database {url}: {source}")]
+    Sqlite { url: String, source: DbErr },
+    #[error(
+        "PostgreSQL at {url} did not answer after {attempts} attempts over {waited:?} ({source}); check DATABASE_URL and that the server is running"
+    )]
+    Postgres {
+        url: String,
+        attempts: u32,
+        waited: Duration,
+        source: DbErr,
+    },
+}
+
+/// How long one SQLite writer waits for another before giving up with "busy".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a pool on the configured database.
+///
+/// # Errors
+/// [`ConnectError`] when SQLite cannot be opened, or PostgreSQL is still unreachable
+/// once the retry window has passed.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
+    match settings.url.backend() {
+        DatabaseBackend::Sqlite => connect_sqlite(settings).await,
+        DatabaseBackend::Postgres => connect_postgres(settings).await,
+    }
+}
+
+async fn connect_sqlite(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
+    let url = settings.url.expose().to_owned();
+    if let Some(dir) = sqlite_parent_dir(&url) {
+        std::fs::create_dir_all(&dir).map_err(|source| ConnectError::SqliteDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        // Readers run in parallel under WAL; writers queue on the busy timeout.
+        .max_connections(settings.max_connections.unwrap_or(8))
+        .min_connections(1)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .foreign_keys(true)
+        });
+    Database::connect(options)
+        .await
+        .map_err(|source| ConnectError::Sqlite {
+            url: settings.url.redacted(),
+            source,
+        })
+}
+
+async fn connect_postgres(
+    settings: &DatabaseSettings,
+) -> Result<DatabaseConnection, ConnectError> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut options = ConnectOptions::new(settings.url.expose().to_owned());
+        options
+            .max_connections(settings.max_connections.unwrap_or(16))
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        match Database::connect(options).await {
+            Ok(db) => return Ok(db),
+            Err(source) => {
+                let waited = started.elapsed();
+                if waited + delay > settings.connect_timeout {
+                    return Err(ConnectError::Postgres {
+                        url: settings.url.redacted(),
+                        attempts,
+                        waited,
+                        source,
+                    });
+                }
+                tracing::warn!(
+                    attempt = attempts,
+                    retry_in_ms = delay.as_millis() as u64,
+                    error = %source,
+                    "PostgreSQL not reachable yet; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The directory holding a `sqlite://` file, if the URL names a file.
+fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    PathBuf::from(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+}
+
+/// The outcome of one database round trip.
+#[derive(Debug, Clone)]
+pub struct DatabaseHealth {
+    pub ok: bool,
+    pub latency: Duration,
+    pub error: Option<String>,
+}
+
+/// Runs one round trip to the database and times it.
+pub async fn database_health(db: &DatabaseConnection) -> DatabaseHealth {
+    let started = Instant::now();
+    let result = db.ping().await;
+    DatabaseHealth {
+        ok: result.is_ok(),
+        latency: started.elapsed(),
+        error: result.err().map(|e| e.to_string()),
+    }
+}
+
+/// Names of migrations not yet applied, read without writing to the database.
+///
+/// # Errors
+/// When the migration table cannot be read.
+pub async fn migrations_pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_directory_is_found_in_the_url() {
+        assert_eq!(
+            sqlite_parent_dir("sqlite://./data/ruleiq.db?mode=rwc"),
+            Some(PathBuf::from("./data"))
+        );
+        assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
+        assert_eq!(sqlite_parent_dir("sqlite://ruleiq.db"), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! Persistence: the connection, the entities and their repositories.
+//!
+//! Repositories are plain functions generic over [`sea_orm::ConnectionTrait`], so the
+//! same call works on the pool and inside a transaction. Nothing here knows about HTTP.
+
+pub mod connect;
+pub mod entities;
+pub mod repositories;
+
+pub use connect::{ConnectError, connect, database_health, migrations_pending};
+pub use sea_orm::{DatabaseConnection, DbErr};

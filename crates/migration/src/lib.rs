@@ -1,0 +1,31 @@
+//! The schema, as an ordered list of migrations.
+//!
+//! Invariants: every migration has a `down` that undoes exactly its `up`; tables use
+//! only types both SQLite and PostgreSQL have (UUID, TEXT, INTEGER, timestamps), with
+//! enumerations as TEXT under a CHECK constraint, so one code path serves both engines.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_roles;
+mod m20261125_000002_create_job_runs;
+
+pub use sea_orm_migration::MigratorTrait;
+
+/// Every migration, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_roles::Migration),
+            Box::new(m20261125_000002_create_job_runs::Migration),
+        ]
+    }
+}
+
+/// A CHECK constraint that `column` holds one of `values`.
+pub(crate) fn one_of(column: impl IntoIden + 'static, values: &[&str]) -> SimpleExpr {
+    Expr::col(column).is_in(values.iter().map(|v| (*v).to_owned()))
+}

@@ -1,0 +1,6 @@
+//! Business rules, one module per domain. Handlers call one method here; these call
+//! repositories in `ruleiq-db` and enqueue work through the [`jobs::JobQueue`] trait.
+
+pub mod jobs;
+pub mod monitoring;
+pub mod seed;

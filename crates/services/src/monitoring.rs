@@ -1,0 +1,247 @@
+//! Health of the process and the parts it depends on.
+//!
+//! The database check is a real round trip on every call: that is what a load
+//! balancer asks about. The storage and job-queue checks touch the disk and run
+//! aggregate queries, so their results are reused for a short while; a health probe
+//! at thousands of requests a second must not become the load itself.
+
+use ruleiq_db::{DatabaseConnection, database_health, migrations_pending};
+use serde::Serialize;
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crate::jobs::Jobs;
+
+/// How long a storage or job-queue result is reused.
+const SLOW_CHECK_TTL: Duration = Duration::from_secs(5);
+
+/// One component's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+/// The database check.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseCheck {
+    pub status: ComponentStatus,
+    pub backend: &'static str,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The data directory check.
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageCheck {
+    pub status: ComponentStatus,
+    pub writable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The job queue check.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobsCheck {
+    pub status: ComponentStatus,
+    pub backend: &'static str,
+    pub queued: u64,
+    pub running: u64,
+    pub failed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Every check, and the overall verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    pub status: ComponentStatus,
+    pub database: DatabaseCheck,
+    pub storage: StorageCheck,
+    pub jobs: JobsCheck,
+}
+
+/// Whether the instance should receive traffic.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub database: bool,
+    pub pending_migrations: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct SlowChecks {
+    at: Instant,
+    storage: StorageCheck,
+    jobs: JobsCheck,
+}
+
+/// Runs health checks.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    db: DatabaseConnection,
+    backend: &'static str,
+    data_dir: PathBuf,
+    jobs: Jobs,
+    cache: Arc<Mutex<Option<SlowChecks>>>,
+}
+
+impl Monitor {
+    /// A monitor of these components.
+    #[must_use]
+    pub fn new(db: DatabaseConnection, backend: &'static str, data_dir: PathBuf, jobs: Jobs) -> Self {
+        Self {
+            db,
+            backend,
+            data_dir,
+            jobs,
+            cache: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Checks every component. The database is unhealthy → the whole is; any other
+    /// component unwell → degraded.
+    pub async fn health(&self) -> HealthReport {
+        let db = database_health(&self.db).await;
+        let database = DatabaseCheck {
+            status: if db.ok {
+                ComponentStatus::Healthy
+            } else {
+                ComponentStatus::Unhealthy
+            },
+            backend: self.backend,
+            latency_ms: (db.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            error: db.error,
+        };
+        let slow = self.slow_checks(db.ok).await;
+        let status = if database.status == ComponentStatus::Unhealthy {
+            ComponentStatus::Unhealthy
+        } else if slow.storage.status != ComponentStatus::Healthy
+            || slow.jobs.status != ComponentStatus::Healthy
+        {
+            ComponentStatus::Degraded
+        } else {
+            ComponentStatus::Healthy
+        };
+        HealthReport {
+            status,
+            database,
+            storage: slow.storage,
+            jobs: slow.jobs,
+        }
+    }
+
+    async fn slow_checks(&self, db_ok: bool) -> SlowChecks {
+        if let Ok(guard) = self.cache.lock()
+            && let Some(cached) = guard.as_ref()
+            && cached.at.elapsed() < SLOW_CHECK_TTL
+        {
+            return cached.clone();
+        }
+        let storage = check_storage(self.data_dir.clone()).await;
+        let jobs = if db_ok {
+            match self.jobs.counts().await {
+                Ok(c) => JobsCheck {
+                    status: ComponentStatus::Healthy,
+                    backend: self.jobs.queue_backend(),
+                    queued: c.queued,
+                    running: c.running,
+                    failed: c.failed,
+                    error: None,
+                },
+                Err(e) => self.jobs_unknown(e.to_string()),
+            }
+        } else {
+            self.jobs_unknown("database unreachable".into())
+        };
+        let fresh = SlowChecks {
+            at: Instant::now(),
+            storage,
+            jobs,
+        };
+        if let Ok(mut guard) = self.cache.lock() {
+            *guard = Some(fresh.clone());
+        }
+        fresh
+    }
+
+    fn jobs_unknown(&self, error: String) -> JobsCheck {
+        JobsCheck {
+            status: ComponentStatus::Degraded,
+            backend: self.jobs.queue_backend(),
+            queued: 0,
+            running: 0,
+            failed: 0,
+            error: Some(error),
+        }
+    }
+
+    /// Readiness: the database answers and every migration has been applied.
+    pub async fn readiness(&self) -> Readiness {
+        let db = database_health(&self.db).await;
+        if !db.ok {
+            return Readiness {
+                ready: false,
+                database: false,
+                pending_migrations: Vec::new(),
+                error: db.error,
+            };
+        }
+        match migrations_pending(&self.db).await {
+            Ok(pending) => Readiness {
+                ready: pending.is_empty(),
+                database: true,
+                pending_migrations: pending,
+                error: None,
+            },
+            Err(e) => Readiness {
+                ready: false,
+                database: true,
+                pending_migrations: Vec::new(),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Whether files can be created in the data directory. Blocking file I/O runs off the
+/// async threads.
+async fn check_storage(dir: PathBuf) -> StorageCheck {
+    let result = tokio::task::spawn_blocking(move || probe_writable(&dir)).await;
+    match result {
+        Ok(Ok(())) => StorageCheck {
+            status: ComponentStatus::Healthy,
+            writable: true,
+            error: None,
+        },
+        Ok(Err(e)) => StorageCheck {
+            status: ComponentStatus::Degraded,
+            writable: false,
+            error: Some(e),
+        },
+        Err(e) => StorageCheck {
+            status: ComponentStatus::Degraded,
+            writable: false,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// Creates, writes and removes a probe file in `dir`.
+///
+/// # Errors
+/// A message saying which step failed.
+pub fn probe_writable(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"ok").map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    std::fs::remove_file(&probe).map_err(|e| format!("cannot remove {}: {e}", probe.display()))
+}
