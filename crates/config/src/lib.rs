@@ -6,7 +6,7 @@
 //! [`Settings::load`] parses and validates in one step, so a running server never
 //! holds a setting it has not checked; every error names the setting at fault.
 
-mod raw;
+pub mod raw;
 pub mod secrets;
 
 use figment::{
@@ -14,7 +14,7 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 pub use raw::{KNOWN_KEYS, RawSettings};
-use secrecy::{ExposeSecret, SecretString};
+pub use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::{
     fmt,
@@ -175,6 +175,8 @@ pub struct ServerSettings {
     pub workers: Option<usize>,
     pub run_migrations: bool,
     pub embedded_worker: bool,
+    /// The queue jobs travel on. Deployments sharing one Redis keep apart by name.
+    pub job_queue_name: String,
 }
 
 /// Database settings.
@@ -198,9 +200,15 @@ pub struct AuthSettings {
 impl fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthSettings")
-            .field("jwt_secret_key", &self.jwt_secret_key.as_ref().map(|_| "****"))
+            .field(
+                "jwt_secret_key",
+                &self.jwt_secret_key.as_ref().map(|_| "****"),
+            )
             .field("jwt_algorithm", &self.jwt_algorithm)
-            .field("access_token_expire_minutes", &self.access_token_expire_minutes)
+            .field(
+                "access_token_expire_minutes",
+                &self.access_token_expire_minutes,
+            )
             .field("secret_key", &self.secret_key.as_ref().map(|_| "****"))
             .finish()
     }
@@ -302,6 +310,9 @@ pub struct Overrides {
     pub data_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// The settings file; `RULEIQ_CONFIG`, else `ruleiq.toml` in the working directory.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -310,13 +321,23 @@ impl Settings {
     /// # Errors
     /// A [`ConfigError`] naming the first invalid setting.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        if let Some(path) = &overrides.config_file
+            && !path.is_file()
+        {
+            return Err(ConfigError::File {
+                path: path.clone(),
+                message: "no such file".into(),
+            });
+        }
         Self::from_figment(Self::figment(overrides))
     }
 
     /// The layered sources, exposed so tests can add their own.
     #[must_use]
     pub fn figment(overrides: &Overrides) -> Figment {
-        let file = std::env::var("RULEIQ_CONFIG").unwrap_or_else(|_| "ruleiq.toml".into());
+        let file = overrides.config_file.clone().unwrap_or_else(|| {
+            std::env::var_os("RULEIQ_CONFIG").map_or_else(|| "ruleiq.toml".into(), PathBuf::from)
+        });
         Figment::from(Serialized::defaults(RawSettings::default()))
             .merge(Toml::file(file))
             .merge(Env::raw().only(KNOWN_KEYS))
@@ -442,7 +463,10 @@ impl Settings {
         for (name, value) in [
             ("MAX_UPLOAD_SIZE", raw.max_upload_size),
             ("MAX_JSON_BODY_SIZE", raw.max_json_body_size),
-            ("MONITORING_INTERVAL_SECONDS", raw.monitoring_interval_seconds),
+            (
+                "MONITORING_INTERVAL_SECONDS",
+                raw.monitoring_interval_seconds,
+            ),
             ("REQUEST_TIMEOUT_SECONDS", raw.request_timeout_seconds),
         ] {
             if value == 0 {
@@ -476,6 +500,19 @@ impl Settings {
             ));
         }
 
+        let job_queue_name = raw.job_queue_name.0.trim().to_owned();
+        if job_queue_name.is_empty()
+            || job_queue_name.len() > 64
+            || !job_queue_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::invalid(
+                "JOB_QUEUE_NAME",
+                "must be 1–64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+
         let settings = Settings {
             environment,
             debug: raw.debug.0,
@@ -493,6 +530,7 @@ impl Settings {
                 workers: raw.workers,
                 run_migrations: raw.run_migrations.0,
                 embedded_worker: raw.embedded_worker.0,
+                job_queue_name,
             },
             database: DatabaseSettings {
                 url: database_url,

@@ -47,6 +47,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "MAX_JSON_BODY_SIZE",
     "DATABASE_CONNECT_TIMEOUT_SECONDS",
     "DATABASE_MAX_CONNECTIONS",
+    "JOB_QUEUE_NAME",
 ];
 
 /// Raw, unvalidated settings. Defaults here are the development defaults.
@@ -89,6 +90,7 @@ pub struct RawSettings {
     pub max_json_body_size: u64,
     pub database_connect_timeout_seconds: u64,
     pub database_max_connections: Option<u32>,
+    pub job_queue_name: Text,
 }
 
 impl Default for RawSettings {
@@ -137,6 +139,7 @@ impl Default for RawSettings {
             max_json_body_size: 2 * 1024 * 1024,
             database_connect_timeout_seconds: 30,
             database_max_connections: None,
+            job_queue_name: Text("ruleiq".into()),
         }
     }
 }

@@ -51,7 +51,10 @@ fn roadmap_environment_variables_are_read_under_their_own_names() {
         assert_eq!(s.uploads.allowed_extensions, ["pdf", "png"]);
         assert_eq!(s.uploads.max_upload_size, 1_048_576);
         assert_eq!(
-            s.auth.jwt_secret_key.as_ref().map(|k| k.expose_secret().to_owned()),
+            s.auth
+                .jwt_secret_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
             Some("123456".to_owned()),
             "a numeric-looking secret is still text"
         );
@@ -133,7 +136,11 @@ fn production_refuses_unsafe_configurations_and_names_the_setting() {
         (vec![("JWT_SECRET_KEY", "short")], "JWT_SECRET_KEY"),
         (vec![("JWT_SECRET_KEY", &strong)], "SECRET_KEY"),
         (
-            vec![("JWT_SECRET_KEY", &strong), ("SECRET_KEY", &strong), ("DEBUG", "true")],
+            vec![
+                ("JWT_SECRET_KEY", &strong),
+                ("SECRET_KEY", &strong),
+                ("DEBUG", "true"),
+            ],
             "DEBUG",
         ),
         (
@@ -174,7 +181,13 @@ fn development_secrets_are_generated_once_and_kept_private() {
         jail.set_env("DATA_DIR", "state");
         let mut s = load_in(jail).expect("loads");
         secrets::ensure_dev_secrets(&mut s).expect("generates");
-        let first = s.auth.jwt_secret_key.as_ref().unwrap().expose_secret().to_owned();
+        let first = s
+            .auth
+            .jwt_secret_key
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
         assert!(first.len() >= MIN_SECRET_LEN);
         let mut again = load_in(jail).expect("loads");
         secrets::ensure_dev_secrets(&mut again).expect("reads");

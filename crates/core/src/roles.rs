@@ -97,7 +97,9 @@ pub enum Role {
 
 /// The text a role name failed to parse from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`; expected one of owner, admin, compliance_manager, contributor, auditor, viewer")]
+#[error(
+    "unknown role `{0}`; expected one of owner, admin, compliance_manager, contributor, auditor, viewer"
+)]
 pub struct UnknownRole(pub String);
 
 impl Role {
@@ -157,7 +159,12 @@ impl Role {
                 P::ReportsExport,
                 P::AiUse,
             ],
-            Role::Contributor => vec![P::ComplianceRead, P::ComplianceWrite, P::ReportsRead, P::AiUse],
+            Role::Contributor => vec![
+                P::ComplianceRead,
+                P::ComplianceWrite,
+                P::ReportsRead,
+                P::AiUse,
+            ],
             Role::Auditor => vec![
                 P::ComplianceRead,
                 P::AuditRead,

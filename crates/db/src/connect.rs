@@ -81,9 +81,7 @@ async fn connect_sqlite(settings: &DatabaseSettings) -> Result<DatabaseConnectio
         })
 }
 
-async fn connect_postgres(
-    settings: &DatabaseSettings,
-) -> Result<DatabaseConnection, ConnectError> {
+async fn connect_postgres(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(200);
     let mut attempts = 0;
@@ -123,7 +121,9 @@ async fn connect_postgres(
 
 /// The directory holding a `sqlite://` file, if the URL names a file.
 fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;

@@ -8,4 +8,4 @@ pub mod entities;
 pub mod repositories;
 
 pub use connect::{ConnectError, connect, database_health, migrations_pending};
-pub use sea_orm::{DatabaseConnection, DbErr};
+pub use sea_orm::{self, DatabaseConnection, DbErr};

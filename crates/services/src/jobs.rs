@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ruleiq_core::{Clock, JobId};
 use ruleiq_db::{
-    DatabaseConnection, DbErr, entities::job_run,
+    DatabaseConnection, DbErr,
+    entities::job_run,
     repositories::jobs::{self as repo, JobCounts, NewJob},
 };
 use serde::{Deserialize, Serialize};
@@ -44,11 +45,24 @@ pub trait JobQueue: Send + Sync + fmt::Debug {
     fn backend(&self) -> &'static str;
 }
 
+/// Which delivery of which job a handler is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub job_id: JobId,
+    /// 1 for the first attempt.
+    pub number: u32,
+    pub max_attempts: u32,
+}
+
 /// A job kind's work. Returns the result to record, or an error message.
 #[async_trait]
 pub trait JobHandler: Send + Sync {
     /// Runs one attempt.
-    async fn run(&self, payload: serde_json::Value) -> Result<serde_json::Value, String>;
+    async fn run(
+        &self,
+        attempt: Attempt,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String>;
 }
 
 /// When to try a failed job again.
@@ -241,20 +255,25 @@ impl Jobs {
             tracing::debug!(job_id = %id, "job is not queued any more; delivery ignored");
             return Ok(());
         };
+        let attempt = u32::try_from(record.attempts).unwrap_or(u32::MAX);
+        let context = Attempt {
+            job_id: id,
+            number: attempt,
+            max_attempts: u32::try_from(record.max_attempts).unwrap_or(1),
+        };
         let outcome = match self.handlers.get(&envelope.kind) {
             Some(handler) => {
                 // A panicking handler must not take the worker down or leave the record
                 // `running` for ever: run it as a task and treat a panic as a failure.
                 let handler = Arc::clone(handler);
                 let payload = envelope.payload.clone();
-                match tokio::spawn(async move { handler.run(payload).await }).await {
+                match tokio::spawn(async move { handler.run(context, payload).await }).await {
                     Ok(result) => result,
                     Err(join) => Err(format!("the job panicked: {join}")),
                 }
             }
             None => Err(format!("no handler for job kind `{}`", envelope.kind)),
         };
-        let attempt = u32::try_from(record.attempts).unwrap_or(u32::MAX);
         match outcome {
             Ok(result) => {
                 tracing::info!(job_id = %id, kind = %envelope.kind, attempt, "job succeeded");

@@ -97,7 +97,12 @@ pub struct Monitor {
 impl Monitor {
     /// A monitor of these components.
     #[must_use]
-    pub fn new(db: DatabaseConnection, backend: &'static str, data_dir: PathBuf, jobs: Jobs) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        backend: &'static str,
+        data_dir: PathBuf,
+        jobs: Jobs,
+    ) -> Self {
         Self {
             db,
             backend,

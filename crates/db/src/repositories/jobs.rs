@@ -8,8 +8,9 @@
 use chrono::{DateTime, Utc};
 use ruleiq_core::JobId;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -97,11 +98,11 @@ pub async fn start_attempt<C: ConnectionTrait>(
             job_run::Column::Attempts,
             Expr::col(job_run::Column::Attempts).add(1),
         )
+        .col_expr(job_run::Column::StartedAt, Expr::value(Some(now)))
         .col_expr(
-            job_run::Column::StartedAt,
-            Expr::value(Some(now)),
+            job_run::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(job_run::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(job_run::Column::UpdatedAt, Expr::value(now))
         .filter(job_run::Column::Id.eq(id.as_uuid()))
         .filter(job_run::Column::Status.eq("queued"))
@@ -150,7 +151,10 @@ pub async fn retry_later<C: ConnectionTrait>(
     job_run::Entity::update_many()
         .col_expr(job_run::Column::Status, Expr::value("queued"))
         .col_expr(job_run::Column::Error, Expr::value(error))
-        .col_expr(job_run::Column::NextAttemptAt, Expr::value(Some(next_attempt_at)))
+        .col_expr(
+            job_run::Column::NextAttemptAt,
+            Expr::value(Some(next_attempt_at)),
+        )
         .col_expr(job_run::Column::UpdatedAt, Expr::value(now))
         .filter(job_run::Column::Id.eq(id.as_uuid()))
         .filter(job_run::Column::Status.eq("running"))

@@ -21,7 +21,10 @@ pub async fn upsert_all<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> Resul
         name: Set(r.as_str().to_owned()),
         description: Set(r.description().to_owned()),
         permissions: Set(serde_json::json!(
-            r.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>()
+            r.permissions()
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
         )),
         created_at: Set(now),
         updated_at: Set(now),

@@ -1,0 +1,566 @@
+//! The command line: `ruleiq [serve|worker|migrate|seed|secrets|verify|openapi|jobs]`.
+//!
+//! Exit codes: 0 success; 1 the command ran and failed (database unreachable, a check
+//! failed); 2 the command could not start because the command line or a setting is
+//! invalid. Errors are one line on standard error saying what to do next.
+
+use clap::{Args, Parser, Subcommand};
+use ruleiq_config::{Overrides, Settings, secrets};
+use ruleiq_core::JobId;
+use ruleiq_db::repositories::jobs as jobs_repo;
+use ruleiq_migration::{Migrator, MigratorTrait};
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    startup::{Application, Components, StartupError, prepare_database},
+    telemetry,
+};
+
+/// ruleIQ: compliance automation for UK small and medium businesses.
+///
+/// With no command, `ruleiq` serves (the same as `ruleiq serve`). Settings come from
+/// the environment variables of the deployment roadmap (DATABASE_URL, REDIS_URL,
+/// JWT_SECRET_KEY, …), optionally from ruleiq.toml, and from the flags below.
+#[derive(Debug, Parser)]
+#[command(name = "ruleiq", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Settings file (default: ruleiq.toml in the working directory, or RULEIQ_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database, generated secrets and files (DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Database to use (DATABASE_URL): sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API, the web UI and (unless EMBEDDED_WORKER=false) a job worker.
+    Serve(ServeArgs),
+    /// Run a job worker on its own, for deployments that separate API and workers.
+    Worker(WorkerArgs),
+    /// Apply, roll back or list schema migrations.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+    /// Write reference data (roles and their permissions). Safe to run again.
+    Seed,
+    /// Generate secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Check the deployment: database reachable, migrations current, data directory writable.
+    Verify,
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+    /// Inspect and test background jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Args, Default)]
+struct ServeArgs {
+    /// Port to listen on (PORT; default 8000).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on (BIND_ADDRESS; default 127.0.0.1).
+    #[arg(long, value_name = "IP")]
+    bind_address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// The worker's name in logs (default: worker-<pid>).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateCommand {
+    /// Apply pending migrations (all, or the next N).
+    Up {
+        /// How many to apply.
+        #[arg(short = 'n', long = "steps", value_name = "N")]
+        steps: Option<u32>,
+    },
+    /// Roll back the last applied migration (or the last N).
+    Down {
+        /// How many to roll back.
+        #[arg(short = 'n', long = "steps", value_name = "N", default_value_t = 1)]
+        steps: u32,
+    },
+    /// List every migration and whether it is applied.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Print a new JWT secret, SECRET_KEY and database password as environment lines.
+    Generate,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Queue a canary job and wait for a worker to finish it.
+    Test(JobsTestArgs),
+    /// List recent jobs, newest first.
+    List(JobsListArgs),
+}
+
+#[derive(Debug, Args)]
+struct JobsTestArgs {
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Also run a worker inside this command, for a single-machine check without a
+    /// running server.
+    #[arg(long)]
+    local_worker: bool,
+    /// Make the canary fail its first N attempts, to watch retries.
+    #[arg(long, default_value_t = 0)]
+    fail_attempts: u32,
+    /// Attempts the canary gets.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: i32,
+}
+
+#[derive(Debug, Args)]
+struct JobsListArgs {
+    /// Only jobs in this state.
+    #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
+    status: Option<String>,
+    /// How many.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=200))]
+    limit: u64,
+}
+
+/// A command's failure and its exit code.
+#[derive(Debug)]
+enum Failure {
+    /// Could not start: invalid command line or settings (exit 2).
+    Usage(String),
+    /// Ran and failed (exit 1).
+    Failed(String),
+}
+
+impl From<StartupError> for Failure {
+    fn from(e: StartupError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+/// Parses the command line and runs the command.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("ruleiq: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(message)) => {
+            eprintln!("ruleiq: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    // Commands that need no settings at all.
+    if let Command::Secrets(SecretsCommand::Generate) = command {
+        let s = secrets::generate();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "JWT_SECRET_KEY={}\nSECRET_KEY='{}'\nPOSTGRES_PASSWORD={}",
+            s.jwt_secret_key, s.secret_key, s.database_password
+        )
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+        return Ok(());
+    }
+
+    let mut overrides = Overrides {
+        config_file: cli.global.config,
+        data_dir: cli.global.data_dir,
+        database_url: cli.global.database_url,
+        ..Overrides::default()
+    };
+    if let Command::Serve(args) = &command {
+        overrides.port = args.port;
+        overrides.bind_address.clone_from(&args.bind_address);
+    }
+    let mut settings = Settings::load(&overrides).map_err(|e| Failure::Usage(e.to_string()))?;
+
+    if let Command::Openapi = command {
+        let doc = ruleiq_web::openapi(&settings.server.api_v1_prefix);
+        let json = doc
+            .to_pretty_json()
+            .map_err(|e| Failure::Failed(e.to_string()))?;
+        println!("{json}");
+        return Ok(());
+    }
+
+    if matches!(
+        command,
+        Command::Serve(_) | Command::Worker(_) | Command::Jobs(_)
+    ) {
+        secrets::ensure_dev_secrets(&mut settings).map_err(|e| Failure::Failed(e.to_string()))?;
+    }
+    telemetry::init(&settings);
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = settings.server.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve(_) => serve(settings).await,
+            Command::Worker(args) => worker(settings, args).await,
+            Command::Migrate(cmd) => migrate(settings, cmd).await,
+            Command::Seed => seed(settings).await,
+            Command::Verify => verify(settings).await,
+            Command::Jobs(JobsCommand::Test(args)) => jobs_test(settings, args).await,
+            Command::Jobs(JobsCommand::List(args)) => jobs_list(settings, args).await,
+            Command::Secrets(_) | Command::Openapi => Ok(()),
+        }
+    })
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested; finishing in-flight work");
+        token.cancel();
+    });
+}
+
+async fn serve(settings: Settings) -> Result<(), Failure> {
+    let app = Application::build(settings).await?;
+    cancel_on_signal(app.shutdown_token());
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn worker(settings: Settings, args: WorkerArgs) -> Result<(), Failure> {
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let token = CancellationToken::new();
+    cancel_on_signal(token.clone());
+    let name = args
+        .name
+        .unwrap_or_else(|| format!("worker-{}", std::process::id()));
+    let handle = components.spawn_worker(name, token);
+    handle
+        .await
+        .map_err(|e| Failure::Failed(format!("worker task failed: {e}")))?;
+    Ok(())
+}
+
+async fn require_current_schema(components: &Components) -> Result<(), Failure> {
+    let pending = ruleiq_db::migrations_pending(&components.db)
+        .await
+        .map_err(|e| Failure::Failed(format!("cannot read migration state: {e}")))?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!(
+            "{} migrations are pending; run `ruleiq migrate up` (or start `ruleiq serve`) first",
+            pending.len()
+        )))
+    }
+}
+
+async fn migrate(settings: Settings, cmd: MigrateCommand) -> Result<(), Failure> {
+    let db = ruleiq_db::connect(&settings.database)
+        .await
+        .map_err(StartupError::from)?;
+    let failed = |e: ruleiq_db::DbErr| Failure::Failed(format!("migration failed: {e}"));
+    match cmd {
+        MigrateCommand::Up { steps } => {
+            let before = Migrator::get_pending_migrations(&db)
+                .await
+                .map_err(failed)?;
+            Migrator::up(&db, steps).await.map_err(failed)?;
+            let after = Migrator::get_pending_migrations(&db)
+                .await
+                .map_err(failed)?;
+            // The job queue's own tables belong with the schema a deploy step prepares.
+            ruleiq_jobs::ApalisQueue::in_database(&db, &settings.server.job_queue_name)
+                .await
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            println!(
+                "applied {} migration(s); {} pending",
+                before.len() - after.len(),
+                after.len()
+            );
+        }
+        MigrateCommand::Down { steps } => {
+            let before = Migrator::get_applied_migrations(&db)
+                .await
+                .map_err(failed)?;
+            Migrator::down(&db, Some(steps)).await.map_err(failed)?;
+            let after = Migrator::get_applied_migrations(&db)
+                .await
+                .map_err(failed)?;
+            println!(
+                "rolled back {} migration(s); {} applied",
+                before.len() - after.len(),
+                after.len()
+            );
+        }
+        MigrateCommand::Status => {
+            let all = Migrator::get_migration_with_status(&db)
+                .await
+                .map_err(failed)?;
+            for m in &all {
+                println!(
+                    "{:<8} {}",
+                    format!("{:?}", m.status()).to_lowercase(),
+                    m.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn seed(settings: Settings) -> Result<(), Failure> {
+    let db = ruleiq_db::connect(&settings.database)
+        .await
+        .map_err(StartupError::from)?;
+    let pending = ruleiq_db::migrations_pending(&db)
+        .await
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    if !pending.is_empty() {
+        return Err(Failure::Failed(format!(
+            "{} migrations are pending; run `ruleiq migrate up` first",
+            pending.len()
+        )));
+    }
+    let report = ruleiq_services::seed::run(&db, &ruleiq_core::SystemClock)
+        .await
+        .map_err(|e| Failure::Failed(format!("seeding failed: {e}")))?;
+    println!("seeded {} roles", report.roles);
+    Ok(())
+}
+
+async fn verify(settings: Settings) -> Result<(), Failure> {
+    let mut failures = Vec::new();
+    let mut report = |ok: bool, what: &str, detail: String| {
+        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            failures.push(what.to_owned());
+        }
+    };
+
+    match ruleiq_services::monitoring::probe_writable(&settings.data_dir) {
+        Ok(()) => report(
+            true,
+            "data directory",
+            format!("{} is writable", settings.data_dir.display()),
+        ),
+        Err(e) => report(false, "data directory", e),
+    }
+    match ruleiq_db::connect(&settings.database).await {
+        Err(e) => {
+            report(false, "database", e.to_string());
+            report(false, "migrations", "not checked: no database".into());
+        }
+        Ok(db) => {
+            let health = ruleiq_db::database_health(&db).await;
+            report(
+                health.ok,
+                "database",
+                match &health.error {
+                    None => format!(
+                        "{} answered in {:.1} ms",
+                        settings.database.url.redacted(),
+                        health.latency.as_secs_f64() * 1000.0
+                    ),
+                    Some(e) => e.clone(),
+                },
+            );
+            match ruleiq_db::migrations_pending(&db).await {
+                Ok(p) if p.is_empty() => report(
+                    true,
+                    "migrations",
+                    format!("all {} applied", Migrator::migrations().len()),
+                ),
+                Ok(p) => report(
+                    false,
+                    "migrations",
+                    format!(
+                        "{} pending ({}); run `ruleiq migrate up`",
+                        p.len(),
+                        p.join(", ")
+                    ),
+                ),
+                Err(e) => report(false, "migrations", e.to_string()),
+            }
+        }
+    }
+    if failures.is_empty() {
+        println!("ruleIQ is ready to serve");
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!(
+            "verification failed: {}",
+            failures.join(", ")
+        )))
+    }
+}
+
+async fn jobs_test(settings: Settings, args: JobsTestArgs) -> Result<(), Failure> {
+    let components = Components::connect(settings).await?;
+    if args.local_worker {
+        prepare_database(
+            &components.db,
+            &components.settings,
+            components.clock.as_ref(),
+        )
+        .await?;
+    } else {
+        require_current_schema(&components).await?;
+    }
+    let token = CancellationToken::new();
+    let local = args.local_worker.then(|| {
+        components.spawn_worker(format!("jobs-test-{}", std::process::id()), token.clone())
+    });
+    let started = Instant::now();
+    let id = components
+        .jobs
+        .enqueue(
+            ruleiq_jobs::kinds::CANARY,
+            serde_json::json!({ "message": "canary", "fail_attempts": args.fail_attempts }),
+            None,
+            args.max_attempts,
+        )
+        .await
+        .map_err(|e| Failure::Failed(format!("cannot queue the canary: {e}")))?;
+    println!(
+        "queued canary job {id} on the {} queue; waiting for a worker…",
+        components.queue_backend()
+    );
+    let outcome = wait_for(&components, id, Duration::from_secs(args.timeout)).await;
+    token.cancel();
+    if let Some(handle) = local {
+        let _ = handle.await;
+    }
+    let record = outcome?;
+    let elapsed = started.elapsed();
+    match record.status.as_str() {
+        "succeeded" => {
+            println!(
+                "succeeded after {} attempt(s) in {} ms: {}",
+                record.attempts,
+                elapsed.as_millis(),
+                record.result.unwrap_or_default()
+            );
+            Ok(())
+        }
+        other => Err(Failure::Failed(format!(
+            "canary job {id} ended `{other}` after {} attempt(s): {}",
+            record.attempts,
+            record.error.unwrap_or_default()
+        ))),
+    }
+}
+
+/// Polls a job's record until it finishes, printing each change of state.
+async fn wait_for(
+    components: &Components,
+    id: JobId,
+    timeout: Duration,
+) -> Result<ruleiq_db::entities::job_run::Model, Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut last = (String::new(), -1);
+    loop {
+        let record = jobs_repo::find(&components.db, id)
+            .await
+            .map_err(|e| Failure::Failed(e.to_string()))?
+            .ok_or_else(|| Failure::Failed(format!("job {id} disappeared")))?;
+        if (record.status.clone(), record.attempts) != last {
+            println!(
+                "  {} (attempt {}/{})",
+                record.status, record.attempts, record.max_attempts
+            );
+            last = (record.status.clone(), record.attempts);
+        }
+        if matches!(record.status.as_str(), "succeeded" | "failed" | "cancelled") {
+            return Ok(record);
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::Failed(format!(
+                "no worker finished job {id} within {} s (it is `{}`); start `ruleiq serve` or `ruleiq worker` against this database, or pass --local-worker",
+                timeout.as_secs(),
+                record.status
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn jobs_list(settings: Settings, args: JobsListArgs) -> Result<(), Failure> {
+    let db = ruleiq_db::connect(&settings.database)
+        .await
+        .map_err(StartupError::from)?;
+    let rows = jobs_repo::list(&db, args.status.as_deref(), None, args.limit)
+        .await
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    if rows.is_empty() {
+        println!("no jobs");
+    }
+    for r in rows {
+        println!(
+            "{}  {:<10} {:<9} attempts {}/{}  created {}{}",
+            r.id,
+            r.kind,
+            r.status,
+            r.attempts,
+            r.max_attempts,
+            r.created_at.format("%Y-%m-%d %H:%M:%S"),
+            r.error.map(|e| format!("  error: {e}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

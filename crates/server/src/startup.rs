@@ -1,0 +1,263 @@
+//! Building and running the application.
+
+use ruleiq_config::Settings;
+use ruleiq_core::{Clock, SystemClock};
+use ruleiq_db::{ConnectError, DatabaseConnection};
+use ruleiq_jobs::{ApalisQueue, queue::QueueSetupError};
+use ruleiq_migration::{Migrator, MigratorTrait};
+use ruleiq_services::{
+    jobs::{Jobs, RetryPolicy},
+    monitoring::Monitor,
+};
+use ruleiq_web::{AppState, metrics::Metrics};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// Why the application could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] ConnectError),
+    #[error("migrations failed: {0}")]
+    Migrate(ruleiq_db::DbErr),
+    #[error(
+        "the database schema is behind this build ({0} migrations pending) and RUN_MIGRATIONS=false; run `ruleiq migrate up`"
+    )]
+    MigrationsPending(usize),
+    #[error("seeding reference data failed: {0}")]
+    Seed(ruleiq_db::DbErr),
+    #[error(transparent)]
+    Queue(#[from] QueueSetupError),
+    #[error("cannot listen on {addr}: {source}; set PORT or BIND_ADDRESS to a free address")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The connected parts every command shares.
+#[derive(Debug, Clone)]
+pub struct Components {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub queue: ApalisQueue,
+    pub jobs: Jobs,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Components {
+    /// Connects to the database and the job queue. Does not migrate.
+    ///
+    /// # Errors
+    /// When the database or queue cannot be reached.
+    pub async fn connect(settings: Settings) -> Result<Self, StartupError> {
+        let db = ruleiq_db::connect(&settings.database).await?;
+        Self::with_db(settings, db).await
+    }
+
+    async fn with_db(settings: Settings, db: DatabaseConnection) -> Result<Self, StartupError> {
+        let redis = settings.redis_url.as_ref().map(|u| {
+            use ruleiq_config::ExposeSecret as _;
+            u.expose_secret().to_owned()
+        });
+        let queue =
+            ApalisQueue::connect(&db, redis.as_deref(), &settings.server.job_queue_name).await?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let jobs = Jobs::new(
+            db.clone(),
+            Arc::new(queue.clone()),
+            clock.clone(),
+            ruleiq_jobs::kinds::handlers(),
+            RetryPolicy::default(),
+        );
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            queue,
+            jobs,
+            clock,
+        })
+    }
+
+    /// Runs a job worker until `shutdown` is cancelled.
+    #[must_use]
+    pub fn spawn_worker(&self, name: String, shutdown: CancellationToken) -> JoinHandle<()> {
+        let queue = self.queue.clone();
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                ruleiq_jobs::worker::run(&name, queue, jobs, shutdown.cancelled_owned()).await
+            {
+                tracing::error!(error = %e, worker = %name, "job worker stopped with an error");
+            }
+        })
+    }
+}
+
+/// Applies pending migrations and seeds reference data, or, with migrations turned off,
+/// refuses to run on an out-of-date schema.
+///
+/// # Errors
+/// When a migration or the seed fails, or migrations are pending and turned off.
+pub async fn prepare_database(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    clock: &dyn Clock,
+) -> Result<(), StartupError> {
+    if settings.server.run_migrations {
+        let pending = Migrator::get_pending_migrations(db)
+            .await
+            .map_err(StartupError::Migrate)?;
+        if !pending.is_empty() {
+            tracing::info!(count = pending.len(), "applying migrations");
+            Migrator::up(db, None)
+                .await
+                .map_err(StartupError::Migrate)?;
+        }
+        ruleiq_services::seed::run(db, clock)
+            .await
+            .map_err(StartupError::Seed)?;
+    } else {
+        let pending = ruleiq_db::migrations_pending(db)
+            .await
+            .map_err(StartupError::Migrate)?;
+        if !pending.is_empty() {
+            return Err(StartupError::MigrationsPending(pending.len()));
+        }
+    }
+    Ok(())
+}
+
+/// A built server, bound and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    components: Components,
+    shutdown: CancellationToken,
+    started_at: Instant,
+}
+
+impl Application {
+    /// Connects, migrates, seeds and binds; nothing is served until
+    /// [`Self::run_until_stopped`].
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what failed.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let started_at = Instant::now();
+        let db = ruleiq_db::connect(&settings.database).await?;
+        prepare_database(&db, &settings, &SystemClock).await?;
+        let components = Components::with_db(settings, db).await?;
+        let settings = components.settings.clone();
+        let addr = settings.listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let monitor = Monitor::new(
+            components.db.clone(),
+            settings.database.url.backend().as_str(),
+            settings.data_dir.clone(),
+            components.jobs.clone(),
+        );
+        let state = AppState {
+            settings: settings.clone(),
+            db: components.db.clone(),
+            jobs: components.jobs.clone(),
+            monitor,
+            metrics: Metrics::new(),
+            started_at,
+        };
+        Ok(Self {
+            listener,
+            router: ruleiq_web::router(state),
+            components,
+            shutdown: CancellationToken::new(),
+            started_at,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    ///
+    /// # Panics
+    /// Never in practice: a bound listener always has a local address.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        #[allow(clippy::expect_used)]
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Cancelling this token stops the server gracefully.
+    #[must_use]
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The connected components, for tests and commands that share them.
+    #[must_use]
+    pub fn components(&self) -> &Components {
+        &self.components
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops accepting, lets
+    /// in-flight requests finish for up to `SHUTDOWN_TIMEOUT_SECONDS`, and stops the
+    /// embedded worker after its current job.
+    ///
+    /// # Errors
+    /// When the server fails while serving.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        let settings = self.components.settings.clone();
+        let worker = settings.server.embedded_worker.then(|| {
+            self.components.spawn_worker(
+                format!("serve-{}", std::process::id()),
+                self.shutdown.clone(),
+            )
+        });
+        tracing::info!(
+            addr = %self.local_addr(),
+            database = settings.database.url.backend().as_str(),
+            queue = self.components.queue_backend(),
+            environment = %settings.environment,
+            worker = worker.is_some(),
+            startup_ms = self.started_at.elapsed().as_millis() as u64,
+            "ruleIQ is ready"
+        );
+        let shutdown = self.shutdown.clone();
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let grace = settings.server.shutdown_timeout;
+        let result = tokio::select! {
+            r = serve => r.map_err(StartupError::Serve),
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish in time; closing them");
+                Ok(())
+            }
+        };
+        if let Some(worker) = worker {
+            let _ = tokio::time::timeout(grace, worker).await;
+        }
+        self.components.db.clone().close().await.ok();
+        tracing::info!("ruleIQ stopped");
+        result
+    }
+}
+
+impl Components {
+    /// The job queue's backend name.
+    #[must_use]
+    pub fn queue_backend(&self) -> &'static str {
+        self.jobs.queue_backend()
+    }
+}

@@ -1,0 +1,187 @@
+//! The JSON API: one module per domain, each with its own `router()`.
+
+pub mod health;
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::{from_fn, from_fn_with_state},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    middleware::{
+        X_REQUEST_ID, panic_response, problem_details, record_metrics, sanitize_request_id,
+        security_headers,
+    },
+    problem::Problem,
+    state::{AppState, VERSION},
+    ui,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ruleIQ API",
+        description = "Compliance automation for UK small and medium businesses. Errors are RFC 9457 problem documents (`application/problem+json`).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    tags(
+        (name = "health", description = "Liveness, readiness and component health"),
+    ),
+    components(schemas(crate::problem::Problem, crate::problem::FieldError))
+)]
+struct ApiDoc;
+
+/// The API routes with their OpenAPI description, under `prefix`.
+fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, health::router())
+}
+
+/// The OpenAPI document of the API mounted at `prefix`.
+#[must_use]
+pub fn openapi(prefix: &str) -> utoipa::openapi::OpenApi {
+    let (_, mut api) = api_routes(prefix).split_for_parts();
+    api.info.version = VERSION.to_owned();
+    api
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let prefix = settings.server.api_v1_prefix.clone();
+    let (api, mut doc) = api_routes(&prefix).split_for_parts();
+    doc.info.version = VERSION.to_owned();
+
+    // `/api/*` is never cached by browsers or CDNs (roadmap: CDN page rules).
+    let api = api.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
+
+    let app = Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/api/docs").url(format!("{prefix}/openapi.json"), doc))
+        .route("/metrics", get(metrics))
+        .merge(ui::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+
+    let cors = cors_layer(
+        &settings.server.allowed_origins,
+        settings.server.cors_allow_credentials,
+    );
+    let hsts = settings.environment.is_production();
+
+    // Outermost first: the request id exists before anything logs, and every error
+    // made by an inner layer is turned into a problem that carries it.
+    app.layer(
+        ServiceBuilder::new()
+            .layer(from_fn(sanitize_request_id))
+            .layer(SetRequestIdLayer::new(
+                X_REQUEST_ID.clone(),
+                MakeRequestUuid,
+            ))
+            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+            .layer(TraceLayer::new_for_http().make_span_with(make_span))
+            .layer(from_fn_with_state(state.metrics.clone(), record_metrics))
+            .layer(from_fn_with_state(hsts, security_headers))
+            .layer(from_fn(problem_details))
+            .layer(cors)
+            .layer(CompressionLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                settings.server.request_timeout,
+            ))
+            .layer(RequestBodyLimitLayer::new(
+                settings.server.max_json_body_size,
+            ))
+            .layer(CatchPanicLayer::custom(panic_response)),
+    )
+}
+
+fn make_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        uri = %req.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+fn cors_layer(origins: &[String], credentials: bool) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            X_REQUEST_ID.clone(),
+        ])
+        .expose_headers([X_REQUEST_ID.clone()])
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        // Validation refuses `*` with credentials in production; elsewhere a wildcard
+        // means "any origin", reflected so that credentials still work in development.
+        if credentials {
+            base.allow_origin(AllowOrigin::mirror_request())
+                .allow_credentials(true)
+        } else {
+            base.allow_origin(tower_http::cors::Any)
+        }
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        base.allow_origin(list).allow_credentials(credentials)
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::for_status(StatusCode::NOT_FOUND)
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::for_status(StatusCode::METHOD_NOT_ALLOWED)
+}

@@ -1,0 +1,169 @@
+//! The layers every request passes through, in the order [`crate::router`] stacks them.
+
+use axum::{
+    body::Body,
+    extract::{MatchedPath, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use http_body_util::BodyExt;
+use std::time::Instant;
+
+use crate::{
+    metrics::Metrics,
+    problem::{PROBLEM_JSON, Problem},
+};
+
+/// The request id header.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest caller-supplied request id we keep.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a caller's request id is safe to echo into logs and headers: short, and
+/// only characters that cannot forge log lines or headers.
+#[must_use]
+pub fn is_sane_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Drops a caller's request id that is not sane, so the next layer makes a new one.
+pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    if let Some(value) = req.headers().get(&X_REQUEST_ID)
+        && !is_sane_request_id(value)
+    {
+        req.headers_mut().remove(&X_REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// Records each request's count and latency, labelled by matched route (never the raw
+/// path, which would give every id its own series) and status.
+pub async fn record_metrics(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    metrics.record_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Largest problem body we will rewrite; anything bigger is passed through as is.
+const MAX_PROBLEM_BODY: usize = 64 * 1024;
+
+/// Makes every error response a problem document carrying the request id.
+///
+/// Handlers already answer with problems; this adds their `request_id`, and replaces the
+/// bare bodies that the router (404, 405) and tower layers (413, timeouts) produce.
+pub async fn problem_details(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let is_problem = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let mut problem = if is_problem {
+        match http_body_util::Limited::new(body, MAX_PROBLEM_BODY)
+            .collect()
+            .await
+        {
+            Ok(collected) => serde_json::from_slice::<Problem>(&collected.to_bytes())
+                .unwrap_or_else(|_| Problem::for_status(status)),
+            Err(_) => Problem::for_status(status),
+        }
+    } else {
+        Problem::for_status(status)
+    };
+    if problem.request_id.is_none() {
+        problem.request_id = request_id;
+    }
+    remove_body_headers(&mut parts.headers);
+    let mut rebuilt = problem.into_response();
+    *rebuilt.status_mut() = status;
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE {
+            rebuilt.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rebuilt
+}
+
+fn remove_body_headers(headers: &mut HeaderMap) {
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_ENCODING);
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// Content-Security-Policy of the JSON API: it serves no active content.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// Content-Security-Policy of our pages: our own scripts and styles only.
+const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every response. A response that set its own policy keeps it.
+pub async fn security_headers(State(hsts): State<bool>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
+    headers
+        .entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(if is_html {
+            PAGE_CSP
+        } else {
+            API_CSP
+        }));
+    if hsts {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static(
+                "max-age=31536000; includeSubDomains",
+            ));
+    }
+    response
+}
+
+/// The 500 answer to a panic inside a handler. The panic itself is logged; the client
+/// sees only that something failed and the request id (added by [`problem_details`]).
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let message = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("(non-text panic payload)");
+    tracing::error!(panic = message, "handler panicked");
+    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
