@@ -103,6 +103,9 @@ pub enum JobError {
     Database(#[from] DbErr),
 }
 
+/// The most a worker waits for a retry that arrived before its due time.
+const MAX_EARLY_DELIVERY: Duration = Duration::from_secs(2);
+
 /// The default number of attempts a job gets.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 
@@ -251,6 +254,17 @@ impl Jobs {
     /// On a database or queue error while recording the outcome.
     pub async fn execute(&self, envelope: JobEnvelope) -> Result<(), JobError> {
         let id = envelope.job_id;
+        // Some transports schedule in whole seconds and may deliver a retry early;
+        // keep the backoff the record promised.
+        if let Some(due) = repo::find(&self.db, id)
+            .await?
+            .and_then(|r| r.next_attempt_at)
+        {
+            let early = (due - self.clock.now()).to_std().unwrap_or_default();
+            if !early.is_zero() {
+                tokio::time::sleep(early.min(MAX_EARLY_DELIVERY)).await;
+            }
+        }
         let Some(record) = repo::start_attempt(&self.db, id, self.clock.now()).await? else {
             tracing::debug!(job_id = %id, "job is not queued any more; delivery ignored");
             return Ok(());

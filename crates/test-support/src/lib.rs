@@ -113,16 +113,17 @@ impl Drop for TestDatabase {
 /// developer's own `DATABASE_URL` cannot leak into a test.
 #[must_use]
 pub fn test_raw_settings(db: &TestDatabase) -> RawSettings {
-    let mut raw = RawSettings::default();
-    raw.port = 0;
-    raw.environment = text("test");
-    raw.database_url = Some(text(&db.url));
-    raw.data_dir = text(&db.dir.path().join("data").display().to_string());
-    raw.jwt_secret_key = Some(text(&"t".repeat(40)));
-    raw.secret_key = Some(text(&"s".repeat(40)));
-    raw.log_level = text("warn");
-    raw.job_queue_name = text(&format!("test-{}", uuid::Uuid::new_v4().simple()));
-    raw
+    RawSettings {
+        port: 0,
+        environment: text("test"),
+        database_url: Some(text(&db.url)),
+        data_dir: text(&db.dir.path().join("data").display().to_string()),
+        jwt_secret_key: Some(text(&"t".repeat(40))),
+        secret_key: Some(text(&"s".repeat(40))),
+        log_level: text("warn"),
+        job_queue_name: text(&format!("test-{}", uuid::Uuid::new_v4().simple())),
+        ..RawSettings::default()
+    }
 }
 
 /// Text for a raw setting.

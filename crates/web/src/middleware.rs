@@ -69,6 +69,8 @@ const MAX_PROBLEM_BODY: usize = 64 * 1024;
 ///
 /// Handlers already answer with problems; this adds their `request_id`, and replaces the
 /// bare bodies that the router (404, 405) and tower layers (413, timeouts) produce.
+/// A JSON body that is not a problem is a deliberate answer (the health report at 503)
+/// and passes unchanged.
 pub async fn problem_details(req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
@@ -80,11 +82,17 @@ pub async fn problem_details(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
-    let is_problem = parts
-        .headers
+    let content_type = response
+        .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let is_problem = content_type.starts_with(PROBLEM_JSON.as_bytes());
+    // A deliberate JSON body (health's 503 report) is the answer itself: keep it.
+    if !is_problem && content_type.starts_with(b"application/json") {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
     let mut problem = if is_problem {
         match http_body_util::Limited::new(body, MAX_PROBLEM_BODY)
             .collect()

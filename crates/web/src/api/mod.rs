@@ -1,6 +1,8 @@
 //! The JSON API: one module per domain, each with its own `router()`.
 
 pub mod health;
+#[cfg(test)]
+mod tests;
 
 use axum::{
     Router,
@@ -26,7 +28,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use ruleiq_config::Settings;
+
 use crate::{
+    metrics::Metrics,
     middleware::{
         X_REQUEST_ID, panic_response, problem_details, record_metrics, sanitize_request_id,
         security_headers,
@@ -85,14 +90,18 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
 
+    with_middleware(app, &settings, state.metrics.clone())
+}
+
+/// Wraps `app` in the layers every response passes through. Outermost first: the
+/// request id exists before anything logs, and every error made by an inner layer
+/// is turned into a problem that carries it.
+pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Router {
     let cors = cors_layer(
         &settings.server.allowed_origins,
         settings.server.cors_allow_credentials,
     );
     let hsts = settings.environment.is_production();
-
-    // Outermost first: the request id exists before anything logs, and every error
-    // made by an inner layer is turned into a problem that carries it.
     app.layer(
         ServiceBuilder::new()
             .layer(from_fn(sanitize_request_id))
@@ -102,7 +111,7 @@ pub fn router(state: AppState) -> Router {
             ))
             .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
             .layer(TraceLayer::new_for_http().make_span_with(make_span))
-            .layer(from_fn_with_state(state.metrics.clone(), record_metrics))
+            .layer(from_fn_with_state(metrics, record_metrics))
             .layer(from_fn_with_state(hsts, security_headers))
             .layer(from_fn(problem_details))
             .layer(cors)

@@ -1,0 +1,362 @@
+//! The `ruleiq` binary, run as an operator would run it.
+
+use ruleiq_test_support::TestDatabase;
+use std::{
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `ruleiq` with only the given environment (plus PATH), on the test's database.
+fn ruleiq(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let data_dir = db.dir.path().join("data");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ruleiq"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("DATA_DIR", &data_dir)
+        .env("LOG_LEVEL", "warn")
+        .current_dir(db.dir.path())
+        .args(args)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn assert_clean_failure(run: &Run, code: i32, mentions: &str) {
+    assert_eq!(
+        run.code, code,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stderr.contains(mentions),
+        "names {mentions}: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "no panic: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("backtrace"),
+        "no backtrace: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn invalid_settings_exit_2_with_one_line_naming_the_variable() {
+    let db = TestDatabase::new().await;
+    for (var, value) in [
+        ("DATABASE_URL", "nonsense"),
+        ("PORT", "99999"),
+        ("MAX_UPLOAD_SIZE", "abc"),
+        ("LOG_LEVEL", "shouty"),
+    ] {
+        let run = ruleiq(&db, &["serve"], &[(var, value)]);
+        assert_clean_failure(&run, 2, var);
+        assert_eq!(
+            run.stderr.trim().lines().count(),
+            1,
+            "one line: {}",
+            run.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn production_refuses_an_unsafe_configuration_and_says_which_setting() {
+    let db = TestDatabase::new().await;
+    let strong = "k".repeat(48);
+    let run = ruleiq(&db, &["serve"], &[("ENVIRONMENT", "production")]);
+    assert_clean_failure(&run, 2, "JWT_SECRET_KEY");
+    let run = ruleiq(
+        &db,
+        &["serve"],
+        &[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET_KEY", &strong),
+            ("SECRET_KEY", &strong),
+            ("DEBUG", "true"),
+        ],
+    );
+    assert_clean_failure(&run, 2, "DEBUG");
+    let run = ruleiq(
+        &db,
+        &["serve"],
+        &[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET_KEY", &strong),
+            ("SECRET_KEY", &strong),
+            ("ALLOWED_ORIGINS", "*"),
+            ("CORS_ALLOW_CREDENTIALS", "true"),
+        ],
+    );
+    assert_clean_failure(&run, 2, "ALLOWED_ORIGINS");
+}
+
+#[tokio::test]
+async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
+    let db = TestDatabase::new().await;
+    let run = ruleiq(&db, &["verify"], &[]);
+    assert_clean_failure(&run, 1, "migrations");
+    assert!(
+        run.stdout.contains("ruleiq migrate up"),
+        "says what to do: {}",
+        run.stdout
+    );
+
+    let run = ruleiq(&db, &["seed"], &[]);
+    assert_clean_failure(&run, 1, "migrate up");
+
+    let run = ruleiq(&db, &["migrate", "up"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("applied 2 migration(s); 0 pending"),
+        "{}",
+        run.stdout
+    );
+
+    let run = ruleiq(&db, &["verify"], &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("ok   database"));
+    assert!(run.stdout.contains("ok   migrations"));
+    assert!(run.stdout.contains("ok   data directory"));
+
+    for _ in 0..2 {
+        let run = ruleiq(&db, &["seed"], &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("seeded 6 roles"));
+    }
+
+    let run = ruleiq(&db, &["migrate", "down", "-n", "1"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("rolled back 1 migration(s); 1 applied"));
+    let run = ruleiq(&db, &["migrate", "status"], &[]);
+    assert!(
+        run.stdout
+            .contains("applied  m20261125_000001_create_roles"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("pending  m20261125_000002_create_job_runs"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn verify_names_an_unwritable_data_directory() {
+    let db = TestDatabase::new().await;
+    let file = db.dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let inside_file = file.join("data");
+    let run = ruleiq(
+        &db,
+        &["verify"],
+        &[("DATA_DIR", inside_file.to_str().unwrap())],
+    );
+    assert_clean_failure(&run, 1, "data directory");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_retried_then_reported() {
+    let db = TestDatabase::new().await;
+    let started = Instant::now();
+    let run = ruleiq(
+        &db,
+        &["verify"],
+        &[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/ruleiq"),
+            ("DATABASE_CONNECT_TIMEOUT_SECONDS", "2"),
+        ],
+    );
+    assert_clean_failure(&run, 1, "database");
+    assert!(
+        run.stdout.contains("did not answer after"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("attempts"), "{}", run.stdout);
+    assert!(!run.stdout.contains("password"), "{}", run.stdout);
+    assert!(started.elapsed() < Duration::from_secs(20), "bounded");
+}
+
+#[tokio::test]
+async fn secrets_generate_prints_three_fresh_secrets() {
+    let db = TestDatabase::new().await;
+    let a = ruleiq(&db, &["secrets", "generate"], &[]);
+    let b = ruleiq(&db, &["secrets", "generate"], &[]);
+    assert_eq!(a.code, 0);
+    for name in ["JWT_SECRET_KEY=", "SECRET_KEY='", "POSTGRES_PASSWORD="] {
+        assert!(
+            a.stdout.lines().any(|l| l.starts_with(name)),
+            "{name}: {}",
+            a.stdout
+        );
+    }
+    assert_ne!(a.stdout, b.stdout);
+    let jwt = a
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("JWT_SECRET_KEY=");
+    assert!(jwt.len() >= 43);
+}
+
+#[tokio::test]
+async fn openapi_prints_the_document() {
+    let db = TestDatabase::new().await;
+    let run = ruleiq(&db, &["openapi"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(doc["paths"]["/api/v1/health"].is_object());
+}
+
+#[tokio::test]
+async fn jobs_test_runs_a_canary_through_a_worker() {
+    let db = TestDatabase::new().await;
+    let run = ruleiq(&db, &["jobs", "test", "--local-worker"], &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("succeeded after 1 attempt(s)"),
+        "{}",
+        run.stdout
+    );
+
+    let run = ruleiq(
+        &db,
+        &[
+            "jobs",
+            "test",
+            "--local-worker",
+            "--fail-attempts",
+            "5",
+            "--max-attempts",
+            "1",
+        ],
+        &[],
+    );
+    assert_clean_failure(&run, 1, "ended `failed` after 1 attempt(s)");
+
+    let run = ruleiq(&db, &["jobs", "list"], &[]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    assert!(run.stdout.contains("succeeded") && run.stdout.contains("failed"));
+}
+
+#[tokio::test]
+async fn jobs_test_without_a_worker_says_how_to_start_one() {
+    let db = TestDatabase::new().await;
+    assert_eq!(ruleiq(&db, &["migrate", "up"], &[]).code, 0);
+    let run = ruleiq(&db, &["jobs", "test", "--timeout", "1"], &[]);
+    assert_clean_failure(&run, 1, "ruleiq worker");
+}
+
+#[tokio::test]
+async fn every_command_has_help() {
+    let db = TestDatabase::new().await;
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["worker", "--help"],
+        vec!["migrate", "--help"],
+        vec!["migrate", "up", "--help"],
+        vec!["migrate", "down", "--help"],
+        vec!["migrate", "status", "--help"],
+        vec!["seed", "--help"],
+        vec!["secrets", "generate", "--help"],
+        vec!["verify", "--help"],
+        vec!["openapi", "--help"],
+        vec!["jobs", "test", "--help"],
+        vec!["jobs", "list", "--help"],
+    ] {
+        let run = ruleiq(&db, &args, &[]);
+        assert_eq!(run.code, 0, "{args:?}");
+        assert!(run.stdout.contains("Usage:"), "{args:?}");
+    }
+    let run = ruleiq(&db, &["frobnicate"], &[]);
+    assert_eq!(run.code, 2);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn serve_starts_from_nothing_and_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::new().await;
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ruleiq"))
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("DATA_DIR", db.dir.path().join("data"))
+        .env("PORT", port.to_string())
+        .env("LOG_LEVEL", "info")
+        .current_dir(db.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/health/ready");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(res) = client.get(&url).send().await
+            && res.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(exit.success(), "{stderr}");
+    assert!(stderr.contains("ruleIQ is ready"), "{stderr}");
+    assert!(stderr.contains("ruleIQ stopped"), "{stderr}");
+    // First start created the development secret, private to its owner.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(db.dir.path().join("data/jwt_secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,158 @@
+use reqwest::StatusCode;
+use ruleiq_test_support::TestApp;
+use serde_json::Value;
+
+async fn assert_problem(res: reqwest::Response, status: StatusCode, slug: &str) -> Value {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["type"], format!("https://ruleiq.dev/problems/{slug}"));
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["request_id"], id);
+    body
+}
+
+#[tokio::test]
+async fn every_error_from_the_real_server_is_a_problem_document() {
+    let app = TestApp::spawn().await;
+    assert_problem(
+        app.get("/api/v1/does-not-exist").await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    let res = app
+        .client
+        .delete(app.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["allow"], "GET,HEAD");
+    assert_problem(res, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;
+    // Over MAX_JSON_BODY_SIZE (2 MiB by default).
+    let res = app
+        .client
+        .post(app.url("/api/v1/health"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_when_sane() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/health/live"))
+        .header("x-request-id", "lb-1234")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "lb-1234");
+    let res = app
+        .client
+        .get(app.url("/api/v1/health/live"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["x-request-id"].len(),
+        36,
+        "replaced by a UUID"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        app.get("/api/v1/health/live").await;
+    }
+    app.get("/api/v1/nowhere").await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"http_requests_total{method="GET",route="/api/v1/health/live",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched",status="404""#));
+    assert!(text.contains("# TYPE http_request_duration_seconds histogram"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_its_browsable_ui_are_served_offline() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/health",
+        "/api/v1/health/live",
+        "/api/v1/health/ready",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} documented");
+    }
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+
+    let ui = app.get("/api/docs/").await;
+    assert_eq!(ui.status(), StatusCode::OK);
+    let html = ui.text().await.unwrap();
+    assert!(html.contains("swagger-ui"));
+    // The UI's assets are served by this binary, not fetched from a CDN.
+    let bundle = app.get("/api/docs/swagger-ui-bundle.js").await;
+    assert_eq!(bundle.status(), StatusCode::OK);
+    assert!(!html.contains("https://"), "no external assets");
+}
+
+#[tokio::test]
+async fn the_landing_page_is_html_with_a_strict_policy() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<html lang=\"en\">"));
+    assert!(html.contains("<main>"));
+}
+
+#[tokio::test]
+async fn responses_are_compressed_when_asked() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_and_frees_the_port() {
+    let app = TestApp::spawn().await;
+    let addr = app.addr;
+    app.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "nothing listens after shutdown"
+    );
+}

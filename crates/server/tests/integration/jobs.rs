@@ -1,0 +1,136 @@
+use ruleiq_core::JobId;
+use ruleiq_jobs::kinds::CANARY;
+use ruleiq_services::jobs::{JobError, JobStatus};
+use ruleiq_test_support::{TestApp, text};
+use serde_json::json;
+use std::time::Duration;
+
+/// Waits until the job reaches a final state.
+async fn finished(app: &TestApp, id: JobId) -> JobStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = app
+            .components
+            .jobs
+            .get(id)
+            .await
+            .unwrap()
+            .expect("recorded");
+        if matches!(job.status.as_str(), "succeeded" | "failed" | "cancelled") {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "job still {job:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn canary(app: &TestApp, fail_attempts: u32, max_attempts: i32) -> JobId {
+    app.components
+        .jobs
+        .enqueue(
+            CANARY,
+            json!({"message": "hello", "fail_attempts": fail_attempts}),
+            None,
+            max_attempts,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_canary_travels_through_the_queue_to_the_embedded_worker() {
+    let app = TestApp::spawn().await;
+    let id = canary(&app, 0, 3).await;
+    let job = finished(&app, id).await;
+    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.result.as_ref().unwrap()["echo"], "hello");
+    assert!(job.started_at.is_some() && job.finished_at.is_some());
+    assert!(job.error.is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_with_backoff_then_succeeds() {
+    let app = TestApp::spawn().await;
+    let id = canary(&app, 1, 3).await;
+    let job = finished(&app, id).await;
+    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert_eq!(job.attempts, 2);
+    let waited = job.finished_at.unwrap() - job.created_at;
+    assert!(
+        waited >= chrono::Duration::milliseconds(1900),
+        "the retry waited for its backoff ({waited})"
+    );
+}
+
+#[tokio::test]
+async fn a_job_that_fails_its_last_attempt_is_dead_with_its_error() {
+    let app = TestApp::spawn().await;
+    let id = canary(&app, 10, 2).await;
+    let job = finished(&app, id).await;
+    assert_eq!(job.status, "failed");
+    assert_eq!(job.attempts, 2);
+    assert_eq!(job.max_attempts, 2);
+    assert!(job.error.unwrap().contains("attempt 2"));
+    // It stays dead: nothing picks it up again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = app.components.jobs.get(id).await.unwrap().unwrap();
+    assert_eq!(again.status, "failed");
+    assert_eq!(again.attempts, 2);
+    let counts = app.components.jobs.counts().await.unwrap();
+    assert_eq!(counts.failed, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_kind_is_refused_before_anything_is_recorded() {
+    let app = TestApp::spawn().await;
+    let err = app
+        .components
+        .jobs
+        .enqueue("no-such-kind", json!({}), None, 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JobError::UnknownKind(_)), "{err}");
+    let counts = app.components.jobs.counts().await.unwrap();
+    assert_eq!((counts.queued, counts.running, counts.failed), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_separate_worker_runs_what_the_api_instance_queued() {
+    let app =
+        TestApp::spawn_with(|raw| raw.embedded_worker = ruleiq_config::raw::Flag(false)).await;
+    let id = canary(&app, 0, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = app.components.jobs.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        waiting.status, "queued",
+        "no worker runs inside this server"
+    );
+
+    let token = tokio_util::sync::CancellationToken::new();
+    let worker = app
+        .components
+        .spawn_worker("separate".into(), token.clone());
+    let job = finished(&app, id).await;
+    assert_eq!(job.status, "succeeded");
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stops on shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn with_redis_url_set_jobs_travel_through_redis() {
+    let redis =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let app = TestApp::spawn_with(|raw| raw.redis_url = Some(text(&redis))).await;
+    assert_eq!(app.components.queue_backend(), "redis");
+    let health: serde_json::Value = app.get("/api/v1/health").await.json().await.unwrap();
+    assert_eq!(health["checks"]["jobs"]["backend"], "redis");
+    let id = canary(&app, 1, 3).await;
+    let job = finished(&app, id).await;
+    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert_eq!(job.attempts, 2, "the retry went through Redis too");
+}

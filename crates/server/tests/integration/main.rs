@@ -1,0 +1,11 @@
+//! ruleIQ's integration tests: the real application on port 0 over a fresh database
+//! per test — SQLite, or PostgreSQL with `TEST_DATABASE=postgres` — and the real
+//! `ruleiq` binary for the command line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod cli;
+mod health;
+mod http;
+mod jobs;
+mod migrations;

@@ -1,0 +1,89 @@
+use ruleiq_db::sea_orm::{ConnectionTrait, Statement};
+use ruleiq_migration::{Migrator, MigratorTrait};
+use ruleiq_test_support::{TestDatabase, backend, test_raw_settings};
+
+async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {
+    let sql = if backend() == "postgres" {
+        format!(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = 'public' AND table_name = '{table}'"
+        )
+    } else {
+        format!("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}'")
+    };
+    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn connect(test_db: &TestDatabase) -> ruleiq_db::DatabaseConnection {
+    let settings = ruleiq_config::Settings::from_raw(test_raw_settings(test_db)).unwrap();
+    ruleiq_db::connect(&settings.database).await.unwrap()
+}
+
+#[tokio::test]
+async fn migrations_go_up_down_and_up_again() {
+    let test_db = TestDatabase::new().await;
+    let db = connect(&test_db).await;
+    Migrator::up(&db, None).await.unwrap();
+    assert!(table_exists(&db, "roles").await);
+    assert!(table_exists(&db, "job_runs").await);
+    assert!(ruleiq_db::migrations_pending(&db).await.unwrap().is_empty());
+
+    let all = Migrator::migrations().len() as u32;
+    Migrator::down(&db, Some(all)).await.unwrap();
+    assert!(!table_exists(&db, "roles").await);
+    assert!(!table_exists(&db, "job_runs").await);
+    assert_eq!(
+        ruleiq_db::migrations_pending(&db).await.unwrap().len(),
+        all as usize
+    );
+
+    Migrator::up(&db, None).await.unwrap();
+    assert!(table_exists(&db, "roles").await);
+    assert!(table_exists(&db, "job_runs").await);
+}
+
+#[tokio::test]
+async fn each_migration_steps_down_alone() {
+    let test_db = TestDatabase::new().await;
+    let db = connect(&test_db).await;
+    Migrator::up(&db, None).await.unwrap();
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(!table_exists(&db, "job_runs").await);
+    assert!(table_exists(&db, "roles").await);
+    Migrator::up(&db, Some(1)).await.unwrap();
+    assert!(table_exists(&db, "job_runs").await);
+}
+
+#[tokio::test]
+async fn seeding_twice_leaves_one_row_per_role_with_its_permissions() {
+    let test_db = TestDatabase::new().await;
+    let db = connect(&test_db).await;
+    Migrator::up(&db, None).await.unwrap();
+    let clock = ruleiq_core::SystemClock;
+    ruleiq_services::seed::run(&db, &clock).await.unwrap();
+    ruleiq_services::seed::run(&db, &clock).await.unwrap();
+    let roles = ruleiq_db::repositories::roles::list(&db).await.unwrap();
+    assert_eq!(roles.len(), 6);
+    let owner = roles.iter().find(|r| r.name == "owner").unwrap();
+    let perms: Vec<String> = serde_json::from_value(owner.permissions.clone()).unwrap();
+    assert!(perms.contains(&"organization:delete".to_owned()));
+    let viewer = roles.iter().find(|r| r.name == "viewer").unwrap();
+    let perms: Vec<String> = serde_json::from_value(viewer.permissions.clone()).unwrap();
+    assert!(!perms.contains(&"compliance:write".to_owned()));
+}
+
+#[tokio::test]
+async fn the_schema_refuses_values_outside_an_enumeration() {
+    let test_db = TestDatabase::new().await;
+    let db = connect(&test_db).await;
+    Migrator::up(&db, None).await.unwrap();
+    let id = uuid::Uuid::now_v7();
+    let sql = format!(
+        "INSERT INTO job_runs (id, kind, status, payload, attempts, max_attempts, created_at, updated_at) \
+         VALUES ('{id}', 'canary', 'exploded', '{{}}', 0, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+    );
+    let err = db.execute_unprepared(&sql).await.unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("check"), "{err}");
+}
