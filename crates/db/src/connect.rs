@@ -65,6 +65,9 @@ async fn connect_sqlite(settings: &DatabaseSettings) -> Result<DatabaseConnectio
         // Readers run in parallel under WAL; writers queue on the busy timeout.
         .max_connections(settings.max_connections.unwrap_or(8))
         .min_connections(1)
+        // A connection to a local file does not go stale; pinging it before every use
+        // would double the cost of each query.
+        .test_before_acquire(false)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
             o.create_if_missing(true)
@@ -93,6 +96,9 @@ async fn connect_postgres(settings: &DatabaseSettings) -> Result<DatabaseConnect
             .min_connections(1)
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(10))
+            // Check a connection only when it has sat idle long enough to have been
+            // dropped by a proxy or a server restart, not before every query.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false);
         match Database::connect(options).await {
             Ok(db) => return Ok(db),

@@ -7,5 +7,5 @@ pub mod connect;
 pub mod entities;
 pub mod repositories;
 
-pub use connect::{ConnectError, connect, database_health, migrations_pending};
+pub use connect::{ConnectError, DatabaseHealth, connect, database_health, migrations_pending};
 pub use sea_orm::{self, DatabaseConnection, DbErr};

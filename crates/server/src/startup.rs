@@ -9,7 +9,7 @@ use ruleiq_services::{
     jobs::{Jobs, RetryPolicy},
     monitoring::Monitor,
 };
-use ruleiq_web::{AppState, metrics::Metrics};
+use ruleiq_web::{AppState, metrics::Metrics, state::AppParts};
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -163,14 +163,14 @@ impl Application {
             settings.data_dir.clone(),
             components.jobs.clone(),
         );
-        let state = AppState {
+        let state = AppState::new(AppParts {
             settings: settings.clone(),
             db: components.db.clone(),
             jobs: components.jobs.clone(),
             monitor,
             metrics: Metrics::new(),
             started_at,
-        };
+        });
         Ok(Self {
             listener,
             router: ruleiq_web::router(state),

@@ -1,15 +1,25 @@
 //! Health of the process and the parts it depends on.
 //!
-//! The database check is a real round trip on every call: that is what a load
-//! balancer asks about. The storage and job-queue checks touch the disk and run
-//! aggregate queries, so their results are reused for a short while; a health probe
-//! at thousands of requests a second must not become the load itself.
+//! The database check is a real round trip for every call: that is what a load
+//! balancer asks about. Calls that arrive while a round trip is in flight share it
+//! (single flight), so every answer still reflects a round trip that finished after
+//! the call arrived, but a burst of probes costs the database one query, not one each.
+//! The storage and job-queue checks touch the disk and run aggregate queries, so their
+//! results are reused for a short while; a health probe at thousands of requests a
+//! second must not become the load itself.
 
-use ruleiq_db::{DatabaseConnection, database_health, migrations_pending};
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
+use ruleiq_db::{DatabaseConnection, DatabaseHealth, database_health, migrations_pending};
 use serde::Serialize;
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -92,6 +102,22 @@ pub struct Monitor {
     data_dir: PathBuf,
     jobs: Jobs,
     cache: Arc<Mutex<Option<SlowChecks>>>,
+    in_flight: Arc<Mutex<Option<InFlight>>>,
+    generations: Arc<AtomicU64>,
+}
+
+/// The database round trip currently under way, shared by every caller that arrives
+/// before it finishes.
+#[derive(Clone)]
+struct InFlight {
+    generation: u64,
+    round_trip: Shared<BoxFuture<'static, DatabaseHealth>>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InFlight({})", self.generation)
+    }
 }
 
 impl Monitor {
@@ -109,13 +135,47 @@ impl Monitor {
             data_dir,
             jobs,
             cache: Arc::new(Mutex::new(None)),
+            in_flight: Arc::new(Mutex::new(None)),
+            generations: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// One database round trip, joined with any already in flight.
+    async fn round_trip(&self) -> DatabaseHealth {
+        let joined = {
+            let Ok(mut slot) = self.in_flight.lock() else {
+                return database_health(&self.db).await;
+            };
+            match slot.as_ref() {
+                Some(running) => running.clone(),
+                None => {
+                    let db = self.db.clone();
+                    let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                    let started = InFlight {
+                        generation,
+                        round_trip: async move { database_health(&db).await }.boxed().shared(),
+                    };
+                    *slot = Some(started.clone());
+                    started
+                }
+            }
+        };
+        let result = joined.round_trip.clone().await;
+        // The first caller back clears the slot, so the next call starts a new trip.
+        if let Ok(mut slot) = self.in_flight.lock()
+            && slot
+                .as_ref()
+                .is_some_and(|r| r.generation == joined.generation)
+        {
+            *slot = None;
+        }
+        result
     }
 
     /// Checks every component. The database is unhealthy → the whole is; any other
     /// component unwell → degraded.
     pub async fn health(&self) -> HealthReport {
-        let db = database_health(&self.db).await;
+        let db = self.round_trip().await;
         let database = DatabaseCheck {
             status: if db.ok {
                 ComponentStatus::Healthy

@@ -1,11 +1,15 @@
 //! Prometheus metrics, owned by the application rather than installed globally, so
 //! that two applications in one test process keep separate counts.
 
-use metrics::{Label, Recorder};
+use metrics::{Counter, Histogram, Label, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 /// Request latency buckets, in seconds: fine-grained below 10 ms, where this server's
 /// answers should fall.
@@ -21,6 +25,17 @@ static METADATA: metrics::Metadata<'static> =
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Handles per (method, route, status), so a request costs a read lock and two
+    /// atomic updates rather than building labels and looking them up in the registry.
+    /// Routes are the matched templates, so this map stays small.
+    requests: Arc<RwLock<HashMap<RequestKey, (Counter, Histogram)>>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RequestKey {
+    method: String,
+    route: String,
+    status: u16,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -52,24 +67,48 @@ impl Metrics {
         Self {
             recorder: Arc::new(recorder),
             handle,
+            requests: Arc::default(),
         }
     }
 
     /// Counts one HTTP request and records its latency.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let key = RequestKey {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status,
+        };
+        let cached = self
+            .requests
+            .read()
+            .ok()
+            .and_then(|map| map.get(&key).cloned());
+        let (counter, histogram) = match cached {
+            Some(handles) => handles,
+            None => {
+                let handles = self.register(&key);
+                if let Ok(mut map) = self.requests.write() {
+                    map.insert(key, handles.clone());
+                }
+                handles
+            }
+        };
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    }
+
+    fn register(&self, key: &RequestKey) -> (Counter, Histogram) {
         let labels = vec![
-            Label::new("method", method.to_owned()),
-            Label::new("route", route.to_owned()),
-            Label::new("status", status.to_string()),
+            Label::new("method", key.method.clone()),
+            Label::new("route", key.route.clone()),
+            Label::new("status", key.status.to_string()),
         ];
         let counter_key = metrics::Key::from_parts("http_requests_total", labels.clone());
-        self.recorder
-            .register_counter(&counter_key, &METADATA)
-            .increment(1);
         let histogram_key = metrics::Key::from_parts("http_request_duration_seconds", labels);
-        self.recorder
-            .register_histogram(&histogram_key, &METADATA)
-            .record(elapsed.as_secs_f64());
+        (
+            self.recorder.register_counter(&counter_key, &METADATA),
+            self.recorder.register_histogram(&histogram_key, &METADATA),
+        )
     }
 
     /// Sets a gauge, such as the job queue depth.

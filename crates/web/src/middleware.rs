@@ -33,6 +33,24 @@ pub fn is_sane_request_id(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// Makes request ids: random (version 4) UUIDs drawn from the thread's CSPRNG, which
+/// avoids a system call per request that the operating-system source would cost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MakeRandomRequestId;
+
+impl tower_http::request_id::MakeRequestId for MakeRandomRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let value = HeaderValue::from_str(&id.hyphenated().to_string()).ok()?;
+        Some(tower_http::request_id::RequestId::new(value))
+    }
+}
+
 /// Drops a caller's request id that is not sane, so the next layer makes a new one.
 pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     if let Some(value) = req.headers().get(&X_REQUEST_ID)

@@ -3,20 +3,41 @@
 use ruleiq_config::Settings;
 use ruleiq_db::DatabaseConnection;
 use ruleiq_services::{jobs::Jobs, monitoring::Monitor};
-use std::{sync::Arc, time::Instant};
+use std::{ops::Deref, sync::Arc, time::Instant};
 
 use crate::metrics::Metrics;
 
-/// Everything a handler may need, cheap to clone. No globals: two applications in one
-/// process (as in tests) have two states.
-#[derive(Clone, Debug)]
-pub struct AppState {
+/// Everything a handler may need. No globals: two applications in one process (as in
+/// tests) have two states.
+#[derive(Debug)]
+pub struct AppParts {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
     pub jobs: Jobs,
     pub monitor: Monitor,
     pub metrics: Metrics,
     pub started_at: Instant,
+}
+
+/// The shared state: one pointer, so the clone axum makes for every request is a
+/// single atomic increment however many parts the state grows.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Shares `parts` between handlers.
+    #[must_use]
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
 }
 
 /// This build's version.

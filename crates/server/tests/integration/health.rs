@@ -73,3 +73,19 @@ async fn live_and_ready_answer_and_ready_follows_the_schema() {
     assert_eq!(pending.len(), 1);
     assert!(pending[0].as_str().unwrap().contains("job_runs"));
 }
+
+#[tokio::test]
+async fn concurrent_health_checks_each_report_a_completed_round_trip() {
+    let app = TestApp::spawn().await;
+    let calls = (0..64).map(|_| app.get("/api/v1/health"));
+    for res in futures::future::join_all(calls).await {
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["checks"]["database"]["status"], "healthy");
+        assert!(body["checks"]["database"]["latency_ms"].as_f64().unwrap() > 0.0);
+    }
+    // Once the database is gone, the very next check says so: no stale result is reused.
+    app.components.db.close_by_ref().await.unwrap();
+    let res = app.get("/api/v1/health").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}

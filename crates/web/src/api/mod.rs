@@ -19,7 +19,7 @@ use tower_http::{
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
@@ -33,8 +33,8 @@ use ruleiq_config::Settings;
 use crate::{
     metrics::Metrics,
     middleware::{
-        X_REQUEST_ID, panic_response, problem_details, record_metrics, sanitize_request_id,
-        security_headers,
+        MakeRandomRequestId, X_REQUEST_ID, panic_response, problem_details, record_metrics,
+        sanitize_request_id, security_headers,
     },
     problem::Problem,
     state::{AppState, VERSION},
@@ -107,7 +107,7 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
             .layer(from_fn(sanitize_request_id))
             .layer(SetRequestIdLayer::new(
                 X_REQUEST_ID.clone(),
-                MakeRequestUuid,
+                MakeRandomRequestId,
             ))
             .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
             .layer(TraceLayer::new_for_http().make_span_with(make_span))
