@@ -304,49 +304,75 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A `ruleiq serve` child process.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Served {
+    async fn start(db: &TestDatabase, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ruleiq"));
+        cmd.env_clear()
+            .env("DATABASE_URL", &db.url)
+            .env("DATA_DIR", db.dir.path().join("data"))
+            .env("PORT", port.to_string())
+            .env("LOG_LEVEL", "info")
+            .current_dir(db.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let served = Self {
+            child: cmd.spawn().unwrap(),
+            port,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(res) = client.get(served.url("/api/v1/health/ready")).send().await
+                && res.status() == 200
+            {
+                return served;
+            }
+            assert!(Instant::now() < deadline, "server never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends SIGTERM and returns whether it exited 0, and what it logged.
+    async fn terminate(mut self) -> (bool, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (exit.success(), stderr)
+    }
+}
+
 #[tokio::test]
 async fn serve_starts_from_nothing_and_stops_cleanly_on_sigterm() {
     let db = TestDatabase::new().await;
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ruleiq"))
-        .env_clear()
-        .env("DATABASE_URL", &db.url)
-        .env("DATA_DIR", db.dir.path().join("data"))
-        .env("PORT", port.to_string())
-        .env("LOG_LEVEL", "info")
-        .current_dir(db.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/api/v1/health/ready");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(res) = client.get(&url).send().await
-            && res.status() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(exit.success(), "{stderr}");
+    let served = Served::start(&db, &[]).await;
+    let (ok, stderr) = served.terminate().await;
+    assert!(ok, "{stderr}");
     assert!(stderr.contains("ruleIQ is ready"), "{stderr}");
     assert!(stderr.contains("ruleIQ stopped"), "{stderr}");
     // First start created the development secret, private to its owner.
@@ -359,4 +385,40 @@ async fn serve_starts_from_nothing_and_stops_cleanly_on_sigterm() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+}
+
+#[tokio::test]
+async fn production_logs_json_lines_and_sends_hsts() {
+    let db = TestDatabase::new().await;
+    let strong = "p".repeat(48);
+    let served = Served::start(
+        &db,
+        &[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET_KEY", &strong),
+            ("SECRET_KEY", &strong),
+            ("ALLOWED_ORIGINS", "https://ruleiq.example"),
+        ],
+    )
+    .await;
+    let res = reqwest::get(served.url("/api/v1/health")).await.unwrap();
+    assert!(
+        res.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+    let (ok, stderr) = served.terminate().await;
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "ruleIQ is ready" && l["level"] == "INFO"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&strong), "secrets never reach the log");
 }
