@@ -46,31 +46,21 @@ pub async fn run(
         Ok::<(), std::io::Error>(())
     };
     tracing::info!(worker = name, backend = %jobs.queue_backend(), "job worker started");
+    // Each storage is its own type, so the same builder chain is spelled once per arm.
+    macro_rules! run_on {
+        ($storage:expr) => {
+            WorkerBuilder::new(name)
+                .backend($storage.poll_with_backoff(POLL_INTERVAL, backoff()))
+                .data(jobs)
+                .build(handle)
+                .run_until(signal)
+                .await?
+        };
+    }
     match queue {
-        ApalisQueue::Sqlite(storage) => {
-            WorkerBuilder::new(name)
-                .backend(storage.poll_with_backoff(POLL_INTERVAL, backoff()))
-                .data(jobs)
-                .build(handle)
-                .run_until(signal)
-                .await?;
-        }
-        ApalisQueue::Postgres(storage) => {
-            WorkerBuilder::new(name)
-                .backend(storage.poll_with_backoff(POLL_INTERVAL, backoff()))
-                .data(jobs)
-                .build(handle)
-                .run_until(signal)
-                .await?;
-        }
-        ApalisQueue::Redis(storage) => {
-            WorkerBuilder::new(name)
-                .backend(storage.poll_with_backoff(POLL_INTERVAL, backoff()))
-                .data(jobs)
-                .build(handle)
-                .run_until(signal)
-                .await?;
-        }
+        ApalisQueue::Sqlite(storage) => run_on!(storage),
+        ApalisQueue::Postgres(storage) => run_on!(storage),
+        ApalisQueue::Redis(storage) => run_on!(storage),
     }
     tracing::info!(worker = name, "job worker stopped");
     Ok(())
