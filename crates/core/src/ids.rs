@@ -70,6 +70,16 @@ id_type!(
     JobId
 );
 
+id_type!(
+    /// An organisation (tenant).
+    OrganizationId
+);
+
+id_type!(
+    /// An account.
+    UserId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,11 @@
 //! construct any value here without a database.
 
 pub mod clock;
+pub mod email;
 pub mod ids;
 pub mod roles;
 
 pub use clock::{Clock, SystemClock};
-pub use ids::JobId;
+pub use email::Email;
+pub use ids::{JobId, OrganizationId, UserId};
 pub use roles::{Permission, Role};

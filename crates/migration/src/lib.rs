@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_roles;
 mod m20261125_000002_create_job_runs;
+mod m20261125_000003_create_identity;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_roles::Migration),
             Box::new(m20261125_000002_create_job_runs::Migration),
+            Box::new(m20261125_000003_create_identity::Migration),
         ]
     }
 }

@@ -1,11 +1,14 @@
 //! Building and running the application.
 
+use ruleiq_config::ExposeSecret;
 use ruleiq_config::Settings;
 use ruleiq_core::{Clock, SystemClock};
 use ruleiq_db::{ConnectError, DatabaseConnection};
 use ruleiq_jobs::{ApalisQueue, queue::QueueSetupError};
 use ruleiq_migration::{Migrator, MigratorTrait};
 use ruleiq_services::{
+    audit::Audit,
+    identity::Identity,
     jobs::{Jobs, RetryPolicy},
     monitoring::Monitor,
 };
@@ -34,6 +37,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0} is not set")]
+    MissingSecret(&'static str),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -59,10 +64,10 @@ impl Components {
     }
 
     async fn with_db(settings: Settings, db: DatabaseConnection) -> Result<Self, StartupError> {
-        let redis = settings.redis_url.as_ref().map(|u| {
-            use ruleiq_config::ExposeSecret as _;
-            u.expose_secret().to_owned()
-        });
+        let redis = settings
+            .redis_url
+            .as_ref()
+            .map(|u| u.expose_secret().to_owned());
         let queue =
             ApalisQueue::connect(&db, redis.as_deref(), &settings.server.job_queue_name).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -163,11 +168,26 @@ impl Application {
             settings.data_dir.clone(),
             components.jobs.clone(),
         );
+        let jwt_secret = settings
+            .auth
+            .jwt_secret_key
+            .as_ref()
+            .ok_or(StartupError::MissingSecret("JWT_SECRET_KEY"))?;
+        let audit = Audit::new(components.db.clone(), components.clock.clone());
+        let identity = Identity::new(
+            components.db.clone(),
+            components.clock.clone(),
+            jwt_secret.expose_secret().as_bytes(),
+            settings.auth.access_token_expire_minutes,
+            audit.clone(),
+        );
         let state = AppState::new(AppParts {
             settings: settings.clone(),
             db: components.db.clone(),
             jobs: components.jobs.clone(),
             monitor,
+            identity,
+            audit,
             metrics: Metrics::new(),
             started_at,
         });

@@ -1,6 +1,8 @@
 //! Business rules, one module per domain. Handlers call one method here; these call
 //! repositories in `ruleiq-db` and enqueue work through the [`jobs::JobQueue`] trait.
 
+pub mod audit;
+pub mod identity;
 pub mod jobs;
 pub mod monitoring;
 pub mod seed;

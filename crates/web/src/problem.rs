@@ -151,6 +151,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Locked(String),
     /// A failure on our side. The message is logged, the client sees a generic detail.
     #[error("{0}")]
     Internal(String),
@@ -173,6 +175,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Locked(_) => StatusCode::LOCKED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -192,7 +195,13 @@ impl IntoResponse for ApiError {
             },
             other => Problem::new(status, other.to_string()),
         };
-        problem.into_response()
+        let mut response = problem.into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -255,5 +264,39 @@ where
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
+    }
+}
+
+impl From<ruleiq_services::identity::IdentityError> for ApiError {
+    fn from(e: ruleiq_services::identity::IdentityError) -> Self {
+        use ruleiq_services::identity::IdentityError as E;
+        match e {
+            E::Invalid { field, message } => Self::Validation {
+                detail: format!("{field}: {message}"),
+                errors: vec![FieldError {
+                    field: field.to_owned(),
+                    message,
+                }],
+            },
+            E::EmailTaken => Self::Conflict(e.to_string()),
+            E::BadCredentials | E::InvalidToken | E::RefreshReused | E::Deactivated => {
+                Self::Unauthorized(e.to_string())
+            }
+            E::Locked { .. } => Self::Locked(e.to_string()),
+            E::Database(db) => Self::internal(db),
+            E::Internal(message) => Self::Internal(message),
+        }
+    }
+}
+
+impl From<ruleiq_services::identity::Forbidden> for ApiError {
+    fn from(e: ruleiq_services::identity::Forbidden) -> Self {
+        Self::Forbidden(e.to_string())
+    }
+}
+
+impl From<ruleiq_db::DbErr> for ApiError {
+    fn from(e: ruleiq_db::DbErr) -> Self {
+        Self::internal(e)
     }
 }

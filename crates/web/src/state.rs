@@ -2,7 +2,7 @@
 
 use ruleiq_config::Settings;
 use ruleiq_db::DatabaseConnection;
-use ruleiq_services::{jobs::Jobs, monitoring::Monitor};
+use ruleiq_services::{audit::Audit, identity::Identity, jobs::Jobs, monitoring::Monitor};
 use std::{ops::Deref, sync::Arc, time::Instant};
 
 use crate::metrics::Metrics;
@@ -15,6 +15,8 @@ pub struct AppParts {
     pub db: DatabaseConnection,
     pub jobs: Jobs,
     pub monitor: Monitor,
+    pub identity: Identity,
+    pub audit: Audit,
     pub metrics: Metrics,
     pub started_at: Instant,
 }

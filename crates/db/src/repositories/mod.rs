@@ -1,4 +1,6 @@
 //! Queries, one module per domain. Each function takes any connection or transaction.
 
+pub mod audit;
+pub mod identity;
 pub mod jobs;
 pub mod roles;

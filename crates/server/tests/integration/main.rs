@@ -7,5 +7,6 @@
 mod cli;
 mod health;
 mod http;
+mod identity;
 mod jobs;
 mod migrations;

@@ -2,6 +2,19 @@ use ruleiq_db::sea_orm::{ConnectionTrait, Statement};
 use ruleiq_migration::{Migrator, MigratorTrait};
 use ruleiq_test_support::{TestDatabase, backend, test_raw_settings};
 
+/// Every table the migrations create.
+const TABLES: &[&str] = &[
+    "roles",
+    "job_runs",
+    "organizations",
+    "users",
+    "memberships",
+    "sessions",
+    "refresh_tokens",
+    "audit_log",
+    "audit_chain_heads",
+];
+
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {
     let sql = if backend() == "postgres" {
         format!(
@@ -26,22 +39,25 @@ async fn migrations_go_up_down_and_up_again() {
     let test_db = TestDatabase::new().await;
     let db = connect(&test_db).await;
     Migrator::up(&db, None).await.unwrap();
-    assert!(table_exists(&db, "roles").await);
-    assert!(table_exists(&db, "job_runs").await);
+    for table in TABLES {
+        assert!(table_exists(&db, table).await, "{table} after up");
+    }
     assert!(ruleiq_db::migrations_pending(&db).await.unwrap().is_empty());
 
     let all = Migrator::migrations().len() as u32;
     Migrator::down(&db, Some(all)).await.unwrap();
-    assert!(!table_exists(&db, "roles").await);
-    assert!(!table_exists(&db, "job_runs").await);
+    for table in TABLES {
+        assert!(!table_exists(&db, table).await, "{table} after down");
+    }
     assert_eq!(
         ruleiq_db::migrations_pending(&db).await.unwrap().len(),
         all as usize
     );
 
     Migrator::up(&db, None).await.unwrap();
-    assert!(table_exists(&db, "roles").await);
-    assert!(table_exists(&db, "job_runs").await);
+    for table in TABLES {
+        assert!(table_exists(&db, table).await, "{table} after up again");
+    }
 }
 
 #[tokio::test]
@@ -50,10 +66,15 @@ async fn each_migration_steps_down_alone() {
     let db = connect(&test_db).await;
     Migrator::up(&db, None).await.unwrap();
     Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(!table_exists(&db, "users").await);
+    assert!(!table_exists(&db, "audit_log").await);
+    assert!(table_exists(&db, "job_runs").await);
+    Migrator::down(&db, Some(1)).await.unwrap();
     assert!(!table_exists(&db, "job_runs").await);
     assert!(table_exists(&db, "roles").await);
-    Migrator::up(&db, Some(1)).await.unwrap();
+    Migrator::up(&db, Some(2)).await.unwrap();
     assert!(table_exists(&db, "job_runs").await);
+    assert!(table_exists(&db, "users").await);
 }
 
 #[tokio::test]

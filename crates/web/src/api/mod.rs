@@ -1,6 +1,9 @@
 //! The JSON API: one module per domain, each with its own `router()`.
 
+pub mod audit;
+pub mod auth;
 pub mod health;
+pub mod rbac;
 #[cfg(test)]
 mod tests;
 
@@ -50,14 +53,40 @@ use crate::{
     ),
     tags(
         (name = "health", description = "Liveness, readiness and component health"),
+        (name = "identity", description = "Accounts, sign-in, sessions, roles and the audit trail"),
     ),
+    modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
 )]
 struct ApiDoc;
 
+/// Declares the `bearer` security scheme the protected operations name.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
 /// The API routes with their OpenAPI description, under `prefix`.
 fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, health::router())
+    let api = OpenApiRouter::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(rbac::router())
+        .merge(audit::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, api)
 }
 
 /// The OpenAPI document of the API mounted at `prefix`.

@@ -1,0 +1,14 @@
+//! Identity and access: accounts, organisations, sign-in, sessions, and the types that
+//! carry authorisation. Every tenant-owned query takes its organisation from a
+//! [`Principal`] (through a [`Permit`]), never from request input.
+
+pub mod password;
+pub mod principal;
+mod service;
+pub mod tokens;
+
+pub use principal::{Forbidden, Permit, Principal, SelfApproval};
+pub use service::{
+    Identity, IdentityError, LOCKOUT_MINUTES, LOCKOUT_THRESHOLD, Me, RegisterInput, Registration,
+    TokenPair,
+};

@@ -1,0 +1,60 @@
+//! Extractors that turn a request into the domain's types.
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{header, request::Parts},
+};
+use ruleiq_services::{audit::ClientInfo, identity::Principal};
+use std::net::SocketAddr;
+
+use crate::{problem::ApiError, state::AppState};
+
+/// The authenticated caller, from `Authorization: Bearer <access token>`. Rejects with
+/// 401 for a missing, malformed, expired, revoked or foreign token, and for a
+/// deactivated account.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty() && t.len() <= 4096)
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "Send an access token: `Authorization: Bearer <token>`.".into(),
+                )
+            })?;
+        let principal = state.identity.authenticate(token).await?;
+        Ok(Self(principal))
+    }
+}
+
+/// Where the request came from, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self(ClientInfo { ip, user_agent }))
+    }
+}
