@@ -70,6 +70,33 @@ enum Command {
     /// Inspect and test background jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Operator tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an organisation and its owner account. Does nothing, and says so, if the
+    /// address already has an account.
+    Create(AdminCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct AdminCreateArgs {
+    /// The owner's e-mail address.
+    #[arg(long)]
+    email: String,
+    /// The organisation's name.
+    #[arg(long)]
+    organization: String,
+    /// The owner's name (default: the part of the address before @).
+    #[arg(long)]
+    full_name: Option<String>,
+    /// Read the password from standard input (one line). Without it, a strong password
+    /// is generated and printed once.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 #[derive(Debug, Args, Default)]
@@ -218,7 +245,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
     if matches!(
         command,
-        Command::Serve(_) | Command::Worker(_) | Command::Jobs(_)
+        Command::Serve(_) | Command::Worker(_) | Command::Jobs(_) | Command::Admin(_)
     ) {
         secrets::ensure_dev_secrets(&mut settings).map_err(|e| Failure::Failed(e.to_string()))?;
     }
@@ -241,6 +268,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Verify => verify(settings).await,
             Command::Jobs(JobsCommand::Test(args)) => jobs_test(settings, args).await,
             Command::Jobs(JobsCommand::List(args)) => jobs_list(settings, args).await,
+            Command::Admin(AdminCommand::Create(args)) => admin_create(settings, args).await,
             Command::Secrets(_) | Command::Openapi => Ok(()),
         }
     })
@@ -563,4 +591,53 @@ async fn jobs_list(settings: Settings, args: JobsListArgs) -> Result<(), Failure
         );
     }
     Ok(())
+}
+
+async fn admin_create(settings: Settings, args: AdminCreateArgs) -> Result<(), Failure> {
+    let (password, generated) = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| {
+            Failure::Failed(format!("cannot read the password from standard input: {e}"))
+        })?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), None)
+    } else {
+        let password = secrets::token_urlsafe(18);
+        (password.clone(), Some(password))
+    };
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let identity = components.identity()?;
+    let full_name = args
+        .full_name
+        .unwrap_or_else(|| args.email.split('@').next().unwrap_or_default().to_owned());
+    let input = ruleiq_services::identity::RegisterInput {
+        email: args.email.clone(),
+        password,
+        full_name,
+        organization_name: args.organization,
+    };
+    use ruleiq_services::identity::IdentityError;
+    match identity.create_admin(input).await {
+        Ok((user, org)) => {
+            println!(
+                "created {} as owner of \"{}\" (organisation {})",
+                user.email, org.name, org.id
+            );
+            if let Some(password) = generated {
+                println!("password (shown once; change it after signing in): {password}");
+            }
+            Ok(())
+        }
+        Err(IdentityError::EmailTaken) => {
+            println!(
+                "{} already has an account; nothing changed",
+                args.email.trim()
+            );
+            Ok(())
+        }
+        Err(IdentityError::Invalid { field, message }) => {
+            Err(Failure::Usage(format!("{field}: {message}")))
+        }
+        Err(e) => Err(Failure::Failed(e.to_string())),
+    }
 }

@@ -168,19 +168,8 @@ impl Application {
             settings.data_dir.clone(),
             components.jobs.clone(),
         );
-        let jwt_secret = settings
-            .auth
-            .jwt_secret_key
-            .as_ref()
-            .ok_or(StartupError::MissingSecret("JWT_SECRET_KEY"))?;
-        let audit = Audit::new(components.db.clone(), components.clock.clone());
-        let identity = Identity::new(
-            components.db.clone(),
-            components.clock.clone(),
-            jwt_secret.expose_secret().as_bytes(),
-            settings.auth.access_token_expire_minutes,
-            audit.clone(),
-        );
+        let identity = components.identity()?;
+        let audit = identity.audit().clone();
         let state = AppState::new(AppParts {
             settings: settings.clone(),
             db: components.db.clone(),
@@ -275,6 +264,27 @@ impl Application {
 }
 
 impl Components {
+    /// The identity service (with its audit trail), signing with `JWT_SECRET_KEY`.
+    ///
+    /// # Errors
+    /// When no JWT secret is configured.
+    pub fn identity(&self) -> Result<Identity, StartupError> {
+        let secret = self
+            .settings
+            .auth
+            .jwt_secret_key
+            .as_ref()
+            .ok_or(StartupError::MissingSecret("JWT_SECRET_KEY"))?;
+        let audit = Audit::new(self.db.clone(), self.clock.clone());
+        Ok(Identity::new(
+            self.db.clone(),
+            self.clock.clone(),
+            secret.expose_secret().as_bytes(),
+            self.settings.auth.access_token_expire_minutes,
+            audit,
+        ))
+    }
+
     /// The job queue's backend name.
     #[must_use]
     pub fn queue_backend(&self) -> &'static str {

@@ -14,6 +14,11 @@ struct Run {
 
 /// Runs `ruleiq` with only the given environment (plus PATH), on the test's database.
 fn ruleiq(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Run {
+    ruleiq_with_input(db, args, env, "")
+}
+
+/// As [`ruleiq`], with `input` on standard input.
+fn ruleiq_with_input(db: &TestDatabase, args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
     let data_dir = db.dir.path().join("data");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ruleiq"));
     cmd.env_clear()
@@ -23,15 +28,23 @@ fn ruleiq(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env("LOG_LEVEL", "warn")
         .current_dir(db.dir.path())
         .args(args)
-        .stdin(Stdio::null());
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(input.as_bytes());
     }
     let Output {
         status,
         stdout,
         stderr,
-    } = cmd.output().expect("runs");
+    } = child.wait_with_output().expect("finishes");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -287,6 +300,7 @@ async fn every_command_has_help() {
         vec!["openapi", "--help"],
         vec!["jobs", "test", "--help"],
         vec!["jobs", "list", "--help"],
+        vec!["admin", "create", "--help"],
     ] {
         let run = ruleiq(&db, &args, &[]);
         assert_eq!(run.code, 0, "{args:?}");
@@ -421,4 +435,76 @@ async fn production_logs_json_lines_and_sends_hsts() {
         "{stderr}"
     );
     assert!(!stderr.contains(&strong), "secrets never reach the log");
+}
+
+#[tokio::test]
+async fn admin_create_makes_an_owner_once_and_refuses_weak_passwords() {
+    let db = TestDatabase::new().await;
+    assert_eq!(ruleiq(&db, &["migrate", "up"], &[]).code, 0);
+    let args = [
+        "admin",
+        "create",
+        "--email",
+        "Ops@Example.co.uk",
+        "--organization",
+        "Example Ltd",
+        "--password-stdin",
+    ];
+    let run = ruleiq_with_input(&db, &args, &[], "password123\n");
+    assert_clean_failure(&run, 2, "password");
+
+    let run = ruleiq_with_input(&db, &args, &[], "quiet harbour lantern fig\n");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("created ops@example.co.uk as owner"),
+        "{}",
+        run.stdout
+    );
+
+    let run = ruleiq_with_input(&db, &args, &[], "quiet harbour lantern fig\n");
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout
+            .contains("already has an account; nothing changed"),
+        "{}",
+        run.stdout
+    );
+
+    // The account signs in with the password given.
+    let settings =
+        ruleiq_config::Settings::from_raw(ruleiq_test_support::test_raw_settings(&db)).unwrap();
+    let components = ruleiq_server::startup::Components::connect(settings)
+        .await
+        .unwrap();
+    let identity = components.identity().unwrap();
+    let client = ruleiq_services::audit::ClientInfo::default();
+    identity
+        .login("ops@example.co.uk", "quiet harbour lantern fig", &client)
+        .await
+        .expect("signs in");
+
+    // Without --password-stdin a strong password is generated and shown once.
+    let run = ruleiq(
+        &db,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "second@example.co.uk",
+            "--organization",
+            "Second Ltd",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("password (shown once"))
+        .unwrap();
+    let password = line.rsplit(": ").next().unwrap();
+    identity
+        .login("second@example.co.uk", password, &client)
+        .await
+        .expect("the printed password works");
 }

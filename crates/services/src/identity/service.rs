@@ -164,6 +164,39 @@ impl Identity {
         input: RegisterInput,
         client: &ClientInfo,
     ) -> Result<Registration, IdentityError> {
+        let (user, organization) = self.create_owner(input, "user.registered", client).await?;
+        let tokens = self
+            .start_session(user.id, organization.id, Role::Owner)
+            .await?;
+        Ok(Registration {
+            user,
+            organization,
+            tokens,
+        })
+    }
+
+    /// Creates an organisation and its owner without signing in: `ruleiq admin create`.
+    ///
+    /// # Errors
+    /// As [`Self::register`].
+    pub async fn create_admin(
+        &self,
+        input: RegisterInput,
+    ) -> Result<(user::Model, organization::Model), IdentityError> {
+        let client = ClientInfo {
+            ip: None,
+            user_agent: Some("ruleiq admin create".into()),
+        };
+        self.create_owner(input, "user.created_by_operator", &client)
+            .await
+    }
+
+    async fn create_owner(
+        &self,
+        input: RegisterInput,
+        event: &'static str,
+        client: &ClientInfo,
+    ) -> Result<(user::Model, organization::Model), IdentityError> {
         let email = Email::parse(&input.email)
             .map_err(|e| IdentityError::invalid("email", e.to_string()))?;
         let full_name = bounded_text("full_name", &input.full_name, 1, 200)?;
@@ -203,19 +236,12 @@ impl Identity {
         txn.commit().await?;
         self.audit
             .record(
-                AuditEvent::new("user.registered", Some(organization.id), Some(user.id))
+                AuditEvent::new(event, Some(organization.id), Some(user.id))
                     .target("user", user.id),
                 client,
             )
             .await?;
-        let tokens = self
-            .start_session(user.id, organization.id, Role::Owner)
-            .await?;
-        Ok(Registration {
-            user,
-            organization,
-            tokens,
-        })
+        Ok((user, organization))
     }
 
     /// Signs in with an e-mail address and password.
