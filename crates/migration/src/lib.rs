@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_roles;
 mod m20261125_000002_create_job_runs;
 mod m20261125_000003_create_identity;
+mod m20261125_000004_create_invitations;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_roles::Migration),
             Box::new(m20261125_000002_create_job_runs::Migration),
             Box::new(m20261125_000003_create_identity::Migration),
+            Box::new(m20261125_000004_create_invitations::Migration),
         ]
     }
 }

@@ -279,6 +279,9 @@ impl From<ruleiq_services::identity::IdentityError> for ApiError {
                 }],
             },
             E::EmailTaken => Self::Conflict(e.to_string()),
+            E::NotFound(_) => Self::NotFound(e.to_string()),
+            E::NotAllowed(message) => Self::Forbidden(message),
+            E::Conflict(message) => Self::Conflict(message),
             E::BadCredentials | E::InvalidToken | E::RefreshReused | E::Deactivated => {
                 Self::Unauthorized(e.to_string())
             }

@@ -19,3 +19,28 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// `memberships.user_id → users.id`.
+    #[must_use]
+    pub fn belongs_to_user() -> RelationDef {
+        Entity::belongs_to(super::user::Entity)
+            .from(Column::UserId)
+            .to(super::user::Column::Id)
+            .into()
+    }
+}
+
+/// Lets a membership query bring its account along.
+pub trait FindWithUser {
+    /// Each membership with its account.
+    fn find_also_related_user(self) -> sea_orm::SelectTwo<Entity, super::user::Entity>;
+}
+
+impl FindWithUser for sea_orm::Select<Entity> {
+    fn find_also_related_user(self) -> sea_orm::SelectTwo<Entity, super::user::Entity> {
+        use sea_orm::QuerySelect;
+        self.join(sea_orm::JoinType::InnerJoin, Entity::belongs_to_user())
+            .select_also(super::user::Entity)
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod audit_chain_head;
 pub mod audit_entry;
+pub mod invitation;
 pub mod job_run;
 pub mod membership;
 pub mod organization;

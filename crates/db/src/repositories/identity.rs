@@ -9,7 +9,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{membership, organization, refresh_token, session, user};
+use crate::entities::{
+    invitation, membership, membership::FindWithUser, organization, refresh_token, session, user,
+};
 
 /// An account to create.
 #[derive(Debug, Clone)]
@@ -395,4 +397,199 @@ pub async fn session_principal<C: ConnectionTrait>(
             session_expires_at: expires_at,
         },
     ))
+}
+
+/// One organisation.
+///
+/// # Errors
+/// On a database error.
+pub async fn find_organization<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+) -> Result<Option<organization::Model>, DbErr> {
+    organization::Entity::find_by_id(id).one(db).await
+}
+
+/// Renames an organisation.
+///
+/// # Errors
+/// On a database error.
+pub async fn rename_organization<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    organization::Entity::update_many()
+        .col_expr(organization::Column::Name, Expr::value(name))
+        .col_expr(organization::Column::UpdatedAt, Expr::value(now))
+        .filter(organization::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The members of an organisation with their accounts, by e-mail address.
+///
+/// # Errors
+/// On a database error.
+pub async fn members<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+) -> Result<Vec<(membership::Model, user::Model)>, DbErr> {
+    use sea_orm::QueryOrder;
+    let rows = membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(organization_id))
+        .find_also_related_user()
+        .order_by_asc(membership::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(m, u)| u.map(|u| (m, u)))
+        .collect())
+}
+
+/// One member of an organisation; `None` for an account of another organisation.
+///
+/// # Errors
+/// On a database error.
+pub async fn member<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(membership::Model, user::Model)>, DbErr> {
+    Ok(members_filtered(db, organization_id, Some(user_id))
+        .await?
+        .into_iter()
+        .next())
+}
+
+async fn members_filtered<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    user_id: Option<Uuid>,
+) -> Result<Vec<(membership::Model, user::Model)>, DbErr> {
+    let mut q =
+        membership::Entity::find().filter(membership::Column::OrganizationId.eq(organization_id));
+    if let Some(user_id) = user_id {
+        q = q.filter(membership::Column::UserId.eq(user_id));
+    }
+    let rows = q.find_also_related_user().all(db).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(m, u)| u.map(|u| (m, u)))
+        .collect())
+}
+
+/// How many active owners an organisation has.
+///
+/// # Errors
+/// On a database error.
+pub async fn active_owner_count<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+) -> Result<usize, DbErr> {
+    Ok(members_filtered(db, organization_id, None)
+        .await?
+        .iter()
+        .filter(|(m, u)| m.role == "owner" && u.is_active)
+        .count())
+}
+
+/// Sets a member's role.
+///
+/// # Errors
+/// On a database error.
+pub async fn set_role<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    membership::Entity::update_many()
+        .col_expr(membership::Column::Role, Expr::value(role))
+        .col_expr(membership::Column::UpdatedAt, Expr::value(now))
+        .filter(membership::Column::OrganizationId.eq(organization_id))
+        .filter(membership::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Activates or deactivates an account.
+///
+/// # Errors
+/// On a database error.
+pub async fn set_active<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::IsActive, Expr::value(active))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Stores an invitation.
+///
+/// # Errors
+/// On a database error.
+pub async fn insert_invitation<C: ConnectionTrait>(
+    db: &C,
+    invitation: invitation::Model,
+) -> Result<invitation::Model, DbErr> {
+    invitation::ActiveModel {
+        id: Set(invitation.id),
+        organization_id: Set(invitation.organization_id),
+        email: Set(invitation.email.clone()),
+        role: Set(invitation.role.clone()),
+        token_hash: Set(invitation.token_hash.clone()),
+        invited_by: Set(invitation.invited_by),
+        expires_at: Set(invitation.expires_at),
+        accepted_at: Set(None),
+        created_at: Set(invitation.created_at),
+        updated_at: Set(invitation.updated_at),
+    }
+    .insert(db)
+    .await
+}
+
+/// The invitation with this token hash.
+///
+/// # Errors
+/// On a database error.
+pub async fn find_invitation<C: ConnectionTrait>(
+    db: &C,
+    token_hash: &str,
+) -> Result<Option<invitation::Model>, DbErr> {
+    invitation::Entity::find()
+        .filter(invitation::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await
+}
+
+/// Marks an invitation accepted; false when it already was (a race lost).
+///
+/// # Errors
+/// On a database error.
+pub async fn accept_invitation<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = invitation::Entity::update_many()
+        .col_expr(invitation::Column::AcceptedAt, Expr::value(Some(now)))
+        .col_expr(invitation::Column::UpdatedAt, Expr::value(now))
+        .filter(invitation::Column::Id.eq(id))
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
 }

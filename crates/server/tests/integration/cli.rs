@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 3 migration(s); 0 pending"),
+        run.stdout.contains("applied 4 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -158,17 +158,17 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
 
     let run = ruleiq(&db, &["migrate", "down", "-n", "1"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("rolled back 1 migration(s); 2 applied"));
+    assert!(run.stdout.contains("rolled back 1 migration(s); 3 applied"));
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261125_000002_create_job_runs"),
+            .contains("applied  m20261125_000003_create_identity"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261125_000003_create_identity"),
+            .contains("pending  m20261125_000004_create_invitations"),
         "{}",
         run.stdout
     );

@@ -9,4 +9,5 @@ mod health;
 mod http;
 mod identity;
 mod jobs;
+mod members;
 mod migrations;

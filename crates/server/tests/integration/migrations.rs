@@ -13,6 +13,7 @@ const TABLES: &[&str] = &[
     "refresh_tokens",
     "audit_log",
     "audit_chain_heads",
+    "invitations",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {
@@ -66,15 +67,19 @@ async fn each_migration_steps_down_alone() {
     let db = connect(&test_db).await;
     Migrator::up(&db, None).await.unwrap();
     Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(!table_exists(&db, "invitations").await);
+    assert!(table_exists(&db, "users").await);
+    Migrator::down(&db, Some(1)).await.unwrap();
     assert!(!table_exists(&db, "users").await);
     assert!(!table_exists(&db, "audit_log").await);
     assert!(table_exists(&db, "job_runs").await);
     Migrator::down(&db, Some(1)).await.unwrap();
     assert!(!table_exists(&db, "job_runs").await);
     assert!(table_exists(&db, "roles").await);
-    Migrator::up(&db, Some(2)).await.unwrap();
+    Migrator::up(&db, Some(3)).await.unwrap();
     assert!(table_exists(&db, "job_runs").await);
     assert!(table_exists(&db, "users").await);
+    assert!(table_exists(&db, "invitations").await);
 }
 
 #[tokio::test]

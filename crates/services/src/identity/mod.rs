@@ -2,11 +2,13 @@
 //! carry authorisation. Every tenant-owned query takes its organisation from a
 //! [`Principal`] (through a [`Permit`]), never from request input.
 
+mod members;
 pub mod password;
 pub mod principal;
 mod service;
 pub mod tokens;
 
+pub use members::{AcceptInput, INVITATION_DAYS, MemberChange, NewInvitation};
 pub use principal::{Forbidden, Permit, Principal, SelfApproval};
 pub use service::{
     Identity, IdentityError, LOCKOUT_MINUTES, LOCKOUT_THRESHOLD, Me, RegisterInput, Registration,

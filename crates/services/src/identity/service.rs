@@ -45,6 +45,12 @@ pub enum IdentityError {
     InvalidToken,
     #[error("the refresh token was already used; every session of its family has been ended")]
     RefreshReused,
+    #[error("no such {0} in your organisation")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("{0}")]
@@ -96,14 +102,14 @@ pub struct RegisterInput {
 /// The identity service.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    db: DatabaseConnection,
-    clock: Arc<dyn Clock>,
+    pub(super) db: DatabaseConnection,
+    pub(super) clock: Arc<dyn Clock>,
     keys: TokenKeys,
     access_lifetime: Duration,
-    audit: Audit,
+    pub(super) audit: Audit,
 }
 
-fn bounded_text(
+pub(super) fn bounded_text(
     field: &'static str,
     value: &str,
     min: usize,
@@ -336,7 +342,7 @@ impl Identity {
             .await
     }
 
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         user: Uuid,
         org: Uuid,

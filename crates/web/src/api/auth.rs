@@ -7,7 +7,7 @@ use axum::{
     response::IntoResponse,
 };
 use chrono::{DateTime, Utc};
-use ruleiq_services::identity::{Me, RegisterInput, TokenPair};
+use ruleiq_services::identity::{AcceptInput, Me, RegisterInput, Registration, TokenPair};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(users_me))
         .routes(routes!(change_password))
+        .routes(routes!(accept_invitation))
 }
 
 /// A new organisation and its first account.
@@ -186,10 +187,13 @@ async fn register(
             &client,
         )
         .await?;
-    let tokens = TokenResponse::from(reg.tokens);
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(RegisterResponse {
+    Ok((StatusCode::CREATED, ApiJson(RegisterResponse::from(reg))))
+}
+
+impl From<Registration> for RegisterResponse {
+    fn from(reg: Registration) -> Self {
+        let tokens = TokenResponse::from(reg.tokens);
+        Self {
             user: UserResponse {
                 id: reg.user.id,
                 email: reg.user.email,
@@ -205,8 +209,48 @@ async fn register(
             refresh_token: tokens.refresh_token,
             token_type: tokens.token_type,
             expires_in: tokens.expires_in,
-        }),
-    ))
+        }
+    }
+}
+
+/// Accepting an invitation.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AcceptInvitationRequest {
+    pub token: String,
+    pub full_name: String,
+    pub password: String,
+}
+
+/// Accepts an invitation: creates the account in the inviting organisation, in the
+/// invited role, and signs it in (answers like register).
+#[utoipa::path(
+    post,
+    path = "/auth/accept-invitation",
+    tag = "identity",
+    request_body = AcceptInvitationRequest,
+    responses(
+        (status = 201, body = RegisterResponse),
+        (status = 409, description = "The address already has an account", body = Problem),
+        (status = 422, description = "The token is invalid, used or expired, or a field is invalid", body = Problem),
+    )
+)]
+async fn accept_invitation(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(req): ApiJson<AcceptInvitationRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let reg = state
+        .identity
+        .accept_invitation(
+            AcceptInput {
+                token: req.token,
+                full_name: req.full_name,
+                password: req.password,
+            },
+            &client,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(RegisterResponse::from(reg))))
 }
 
 /// `TokenRequest` from a JSON body or an `application/x-www-form-urlencoded` one.

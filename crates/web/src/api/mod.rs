@@ -3,9 +3,11 @@
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod organization;
 pub mod rbac;
 #[cfg(test)]
 mod tests;
+pub mod users;
 
 use axum::{
     Router,
@@ -85,6 +87,8 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(auth::router())
         .merge(rbac::router())
+        .merge(organization::router())
+        .merge(users::router())
         .merge(audit::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, api)
 }
