@@ -11,6 +11,7 @@ use ruleiq_services::{
     identity::Identity,
     jobs::{Jobs, RetryPolicy},
     monitoring::Monitor,
+    ratelimit::{FallbackLimiter, MemoryLimiter, RateLimiter},
 };
 use ruleiq_web::{AppState, metrics::Metrics, state::AppParts};
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -37,6 +38,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot connect to Redis at REDIS_URL: {0}")]
+    Redis(String),
     #[error("{0} is not set")]
     MissingSecret(&'static str),
     #[error("server error: {0}")]
@@ -162,12 +165,24 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                FallbackLimiter::connect(
+                    url.expose_secret(),
+                    &format!("{}:ratelimit:", settings.server.job_queue_name),
+                )
+                .await
+                .map_err(StartupError::Redis)?,
+            ),
+            None => Arc::new(MemoryLimiter::default()),
+        };
         let monitor = Monitor::new(
             components.db.clone(),
             settings.database.url.backend().as_str(),
             settings.data_dir.clone(),
             components.jobs.clone(),
-        );
+        )
+        .with_rate_limiter(limiter.clone());
         let identity = components.identity()?;
         let audit = identity.audit().clone();
         let state = AppState::new(AppParts {
@@ -177,6 +192,7 @@ impl Application {
             monitor,
             identity,
             audit,
+            limiter,
             metrics: Metrics::new(),
             started_at,
         });

@@ -5,4 +5,5 @@ pub mod audit;
 pub mod identity;
 pub mod jobs;
 pub mod monitoring;
+pub mod ratelimit;
 pub mod seed;

@@ -23,7 +23,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::jobs::Jobs;
+use crate::{
+    jobs::Jobs,
+    ratelimit::{RateLimitBackend, RateLimiter},
+};
 
 /// How long a storage or job-queue result is reused.
 const SLOW_CHECK_TTL: Duration = Duration::from_secs(5);
@@ -68,6 +71,16 @@ pub struct JobsCheck {
     pub error: Option<String>,
 }
 
+/// The Redis the rate limits are shared through, when one is configured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisCheck {
+    pub status: ComponentStatus,
+    /// `redis`, or `memory` while Redis does not answer.
+    pub rate_limits: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Every check, and the overall verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
@@ -75,6 +88,7 @@ pub struct HealthReport {
     pub database: DatabaseCheck,
     pub storage: StorageCheck,
     pub jobs: JobsCheck,
+    pub redis: Option<RedisCheck>,
 }
 
 /// Whether the instance should receive traffic.
@@ -104,6 +118,7 @@ pub struct Monitor {
     cache: Arc<Mutex<Option<SlowChecks>>>,
     in_flight: Arc<Mutex<Option<InFlight>>>,
     generations: Arc<AtomicU64>,
+    limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 /// The database round trip currently under way, shared by every caller that arrives
@@ -137,6 +152,30 @@ impl Monitor {
             cache: Arc::new(Mutex::new(None)),
             in_flight: Arc::new(Mutex::new(None)),
             generations: Arc::new(AtomicU64::new(0)),
+            limiter: None,
+        }
+    }
+
+    /// Also reports on the rate limiter's Redis, when it uses one.
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    fn redis_check(&self) -> Option<RedisCheck> {
+        match self.limiter.as_ref()?.backend() {
+            RateLimitBackend::Memory => None,
+            RateLimitBackend::Redis => Some(RedisCheck {
+                status: ComponentStatus::Healthy,
+                rate_limits: "redis",
+                error: None,
+            }),
+            RateLimitBackend::RedisFallback { error } => Some(RedisCheck {
+                status: ComponentStatus::Degraded,
+                rate_limits: "memory",
+                error: Some(error),
+            }),
         }
     }
 
@@ -187,10 +226,14 @@ impl Monitor {
             error: db.error,
         };
         let slow = self.slow_checks(db.ok).await;
+        let redis = self.redis_check();
         let status = if database.status == ComponentStatus::Unhealthy {
             ComponentStatus::Unhealthy
         } else if slow.storage.status != ComponentStatus::Healthy
             || slow.jobs.status != ComponentStatus::Healthy
+            || redis
+                .as_ref()
+                .is_some_and(|r| r.status != ComponentStatus::Healthy)
         {
             ComponentStatus::Degraded
         } else {
@@ -201,6 +244,7 @@ impl Monitor {
             database,
             storage: slow.storage,
             jobs: slow.jobs,
+            redis,
         }
     }
 

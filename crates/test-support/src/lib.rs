@@ -121,6 +121,10 @@ pub fn test_raw_settings(db: &TestDatabase) -> RawSettings {
         jwt_secret_key: Some(text(&"t".repeat(40))),
         secret_key: Some(text(&"s".repeat(40))),
         log_level: text("warn"),
+        // Generous budgets: tests sign in many times from one address. The rate-limit
+        // tests set their own.
+        auth_rate_limit_per_minute: 100_000,
+        rate_limit_per_minute: 100_000,
         job_queue_name: text(&format!("test-{}", uuid::Uuid::new_v4().simple())),
         ..RawSettings::default()
     }

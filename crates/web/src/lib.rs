@@ -11,6 +11,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod problem;
+pub mod ratelimit;
 pub mod state;
 mod ui;
 

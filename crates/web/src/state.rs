@@ -2,7 +2,9 @@
 
 use ruleiq_config::Settings;
 use ruleiq_db::DatabaseConnection;
-use ruleiq_services::{audit::Audit, identity::Identity, jobs::Jobs, monitoring::Monitor};
+use ruleiq_services::{
+    audit::Audit, identity::Identity, jobs::Jobs, monitoring::Monitor, ratelimit::RateLimiter,
+};
 use std::{ops::Deref, sync::Arc, time::Instant};
 
 use crate::metrics::Metrics;
@@ -17,6 +19,7 @@ pub struct AppParts {
     pub monitor: Monitor,
     pub identity: Identity,
     pub audit: Audit,
+    pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Metrics,
     pub started_at: Instant,
 }

@@ -11,3 +11,4 @@ mod identity;
 mod jobs;
 mod members;
 mod migrations;
+mod ratelimit;

@@ -71,12 +71,24 @@ pub struct JobsCheck {
     pub error: Option<String>,
 }
 
+/// The Redis rate limits are shared through (present only when `REDIS_URL` is set).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedisCheck {
+    pub status: Status,
+    /// Where requests are being counted: `redis`, or `memory` while Redis does not answer.
+    pub rate_limits: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Every component checked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthChecks {
     pub database: DatabaseCheck,
     pub storage: StorageCheck,
     pub jobs: JobsCheck,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisCheck>,
 }
 
 /// The health of this instance.
@@ -133,6 +145,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
                 failed: report.jobs.failed,
                 error: report.jobs.error,
             },
+            redis: report.redis.map(|r| RedisCheck {
+                status: r.status.into(),
+                rate_limits: r.rate_limits.to_owned(),
+                error: r.error,
+            }),
         },
     };
     (code, Json(body))

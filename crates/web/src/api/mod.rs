@@ -109,10 +109,12 @@ pub fn router(state: AppState) -> Router {
     doc.info.version = VERSION.to_owned();
 
     // `/api/*` is never cached by browsers or CDNs (roadmap: CDN page rules).
-    let api = api.layer(SetResponseHeaderLayer::if_not_present(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    ));
+    let api = api
+        .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::limit))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
 
     let app = Router::new()
         .merge(api)
