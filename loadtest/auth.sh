@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Measures the identity targets on loopback: GET /api/v1/auth/me with a valid token
+# (64 connections), and sign-in throughput with Argon2id while another client checks
+# that the server still answers other requests. Bounded: about a minute.
+#
+#   cargo build --release && loadtest/auth.sh [path/to/ruleiq]
+#
+# Needs wrk, curl and python3. Rate limits are turned off: the point is the server's
+# capacity, not the budgets.
+set -euo pipefail
+bin="${1:-${CARGO_TARGET_DIR:-target}/release/ruleiq}"
+port="${PORT:-8766}"
+seconds="${SECONDS_PER_RUN:-15}"
+dir="$(mktemp -d)"
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+cd "$dir"
+export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false
+base="http://127.0.0.1:$port/api/v1"
+
+"$bin" serve --port "$port" >/dev/null 2>&1 &
+pid=$!
+until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+
+token=$(curl -sf -X POST "$base/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"load@example.co.uk","password":"otter lantern quarry velvet","full_name":"Load Test","organization_name":"Load Ltd"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+echo "== GET /auth/me, wrk -t2 -c64 -d${seconds}s"
+wrk -t2 -c64 -d"${seconds}s" --latency -H "Authorization: Bearer $token" "$base/auth/me" \
+  | grep -E 'Requests/sec|  50%|  90%|  99%|requests in|Non-2xx'
+
+cat > login.lua <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"email":"load@example.co.uk","password":"otter lantern quarry velvet"}'
+LUA
+echo "== POST /auth/login (Argon2id m=19456 KiB, t=2, p=1), wrk -t2 -c8 -d${seconds}s,"
+echo "   with GET /health/live at 4 connections alongside"
+wrk -t1 -c4 -d"${seconds}s" --latency "$base/health/live" > live.txt &
+live=$!
+wrk -t2 -c8 -d"${seconds}s" --latency -s login.lua "$base/auth/login" \
+  | grep -E 'Requests/sec|  50%|  90%|  99%|requests in|Non-2xx'
+wait "$live"
+echo "-- /health/live meanwhile:"
+grep -E 'Requests/sec|  50%|  99%' live.txt
