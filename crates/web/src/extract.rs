@@ -4,7 +4,10 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::{header, request::Parts},
 };
-use ruleiq_services::{audit::ClientInfo, identity::Principal};
+use ruleiq_services::{
+    audit::ClientInfo,
+    identity::{Authenticated, Principal},
+};
 use std::net::SocketAddr;
 
 use crate::{problem::ApiError, state::AppState};
@@ -16,6 +19,20 @@ use crate::{problem::ApiError, state::AppState};
 pub struct AuthUser(pub Principal);
 
 impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let CurrentAccount(auth) = CurrentAccount::from_request_parts(parts, state).await?;
+        Ok(Self(auth.principal))
+    }
+}
+
+/// The authenticated caller with their account details, read in the same query that
+/// checked the token.
+#[derive(Debug, Clone)]
+pub struct CurrentAccount(pub Authenticated);
+
+impl FromRequestParts<AppState> for CurrentAccount {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -33,8 +50,7 @@ impl FromRequestParts<AppState> for AuthUser {
                     "Send an access token: `Authorization: Bearer <token>`.".into(),
                 )
             })?;
-        let principal = state.identity.authenticate(token).await?;
-        Ok(Self(principal))
+        Ok(Self(state.identity.authenticate(token).await?))
     }
 }
 

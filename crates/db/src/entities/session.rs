@@ -40,4 +40,13 @@ impl Entity {
             .to(super::membership::Column::UserId)
             .into()
     }
+
+    /// `sessions.organization_id → organizations.id`.
+    #[must_use]
+    pub fn belongs_to_organization() -> RelationDef {
+        Entity::belongs_to(super::organization::Entity)
+            .from(Column::OrganizationId)
+            .to(super::organization::Column::Id)
+            .into()
+    }
 }

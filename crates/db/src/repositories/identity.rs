@@ -342,7 +342,7 @@ pub async fn use_refresh_token<C: ConnectionTrait>(
 }
 
 /// What the server must know on every authenticated request, in one query: the
-/// session is live, the account active, and its current role.
+/// session is live, the account active, its current role, and what `/auth/me` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionPrincipal {
     pub user_id: Uuid,
@@ -351,7 +351,24 @@ pub struct SessionPrincipal {
     pub user_active: bool,
     pub session_revoked: bool,
     pub session_expires_at: DateTime<Utc>,
+    pub email: String,
+    pub full_name: String,
+    pub user_created_at: DateTime<Utc>,
+    pub organization_name: String,
 }
+
+type SessionRow = (
+    Uuid,
+    Uuid,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+    String,
+    bool,
+    String,
+    String,
+    DateTime<Utc>,
+    String,
+);
 
 /// Loads the principal behind a session.
 ///
@@ -369,6 +386,10 @@ pub async fn session_principal<C: ConnectionTrait>(
         .column(session::Column::ExpiresAt)
         .column_as(membership::Column::Role, "role")
         .column_as(user::Column::IsActive, "is_active")
+        .column_as(user::Column::Email, "email")
+        .column_as(user::Column::FullName, "full_name")
+        .column_as(user::Column::CreatedAt, "user_created_at")
+        .column_as(organization::Column::Name, "organization_name")
         .join(
             sea_orm::JoinType::InnerJoin,
             session::Entity::belongs_to_user(),
@@ -377,24 +398,36 @@ pub async fn session_principal<C: ConnectionTrait>(
             sea_orm::JoinType::InnerJoin,
             session::Entity::has_membership(),
         )
-        .into_tuple::<(
-            Uuid,
-            Uuid,
-            Option<DateTime<Utc>>,
-            DateTime<Utc>,
-            String,
-            bool,
-        )>()
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            session::Entity::belongs_to_organization(),
+        )
+        .into_tuple::<SessionRow>()
         .one(db)
         .await?;
     Ok(row.map(
-        |(user_id, organization_id, revoked_at, expires_at, role, is_active)| SessionPrincipal {
+        |(
+            user_id,
+            organization_id,
+            revoked_at,
+            expires_at,
+            role,
+            is_active,
+            email,
+            full_name,
+            user_created_at,
+            organization_name,
+        )| SessionPrincipal {
             user_id,
             organization_id,
             role,
             user_active: is_active,
             session_revoked: revoked_at.is_some(),
             session_expires_at: expires_at,
+            email,
+            full_name,
+            user_created_at,
+            organization_name,
         },
     ))
 }

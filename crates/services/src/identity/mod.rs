@@ -11,6 +11,6 @@ pub mod tokens;
 pub use members::{AcceptInput, INVITATION_DAYS, MemberChange, NewInvitation};
 pub use principal::{Forbidden, Permit, Principal, SelfApproval};
 pub use service::{
-    Identity, IdentityError, LOCKOUT_MINUTES, LOCKOUT_THRESHOLD, Me, RegisterInput, Registration,
-    TokenPair,
+    Account, Authenticated, Identity, IdentityError, LOCKOUT_MINUTES, LOCKOUT_THRESHOLD,
+    RegisterInput, Registration, TokenPair,
 };

@@ -82,12 +82,21 @@ pub struct Registration {
     pub tokens: TokenPair,
 }
 
-/// Who the caller is, for `/auth/me`.
+/// The account behind a request, as read when its token was checked.
 #[derive(Debug, Clone)]
-pub struct Me {
-    pub user: user::Model,
-    pub organization: organization::Model,
-    pub role: Role,
+pub struct Account {
+    pub email: String,
+    pub full_name: String,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub organization_name: String,
+}
+
+/// An authenticated request: who, and their account as of this request.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub account: Account,
 }
 
 /// What registering needs.
@@ -447,7 +456,7 @@ impl Identity {
     ///
     /// # Errors
     /// `InvalidToken` or `Deactivated`, or a database error.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, IdentityError> {
+    pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated, IdentityError> {
         let claims = self.keys.verify(access_token).map_err(|reason| {
             tracing::debug!(%reason, "access token refused");
             IdentityError::InvalidToken
@@ -469,11 +478,20 @@ impl Identity {
             .role
             .parse::<Role>()
             .map_err(|e| IdentityError::Internal(e.to_string()))?;
-        Ok(Principal {
-            user_id: UserId::from(row.user_id),
-            organization_id: OrganizationId::from(row.organization_id),
-            role,
-            session_id: claims.sid,
+        Ok(Authenticated {
+            principal: Principal {
+                user_id: UserId::from(row.user_id),
+                organization_id: OrganizationId::from(row.organization_id),
+                role,
+                session_id: claims.sid,
+            },
+            account: Account {
+                email: row.email,
+                full_name: row.full_name,
+                is_active: row.user_active,
+                created_at: row.user_created_at,
+                organization_name: row.organization_name,
+            },
         })
     }
 
@@ -506,24 +524,6 @@ impl Identity {
             )
             .await?;
         Ok(())
-    }
-
-    /// The caller's account, organisation and role.
-    ///
-    /// # Errors
-    /// `InvalidToken` when the account vanished, or a database error.
-    pub async fn me(&self, principal: &Principal) -> Result<Me, IdentityError> {
-        let user = repo::find_user(&self.db, principal.user_id.as_uuid())
-            .await?
-            .ok_or(IdentityError::InvalidToken)?;
-        let (_, organization) = repo::membership_of(&self.db, user.id)
-            .await?
-            .ok_or(IdentityError::InvalidToken)?;
-        Ok(Me {
-            user,
-            organization,
-            role: principal.role,
-        })
     }
 
     /// Changes the caller's password and ends their other sessions.

@@ -7,14 +7,16 @@ use axum::{
     response::IntoResponse,
 };
 use chrono::{DateTime, Utc};
-use ruleiq_services::identity::{AcceptInput, Me, RegisterInput, Registration, TokenPair};
+use ruleiq_services::identity::{
+    AcceptInput, Authenticated, RegisterInput, Registration, TokenPair,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    extract::{AuthUser, Client},
+    extract::{AuthUser, Client, CurrentAccount},
     problem::{ApiError, ApiJson, Problem},
     state::AppState,
 };
@@ -135,20 +137,21 @@ pub struct MeResponse {
     pub permissions: Vec<String>,
 }
 
-impl From<Me> for MeResponse {
-    fn from(me: Me) -> Self {
+impl From<Authenticated> for MeResponse {
+    fn from(me: Authenticated) -> Self {
+        let p = me.principal;
         Self {
-            id: me.user.id,
-            email: me.user.email,
-            full_name: me.user.full_name,
-            is_active: me.user.is_active,
-            created_at: me.user.created_at,
+            id: p.user_id.as_uuid(),
+            email: me.account.email,
+            full_name: me.account.full_name,
+            is_active: me.account.is_active,
+            created_at: me.account.created_at,
             organization: OrganizationRef {
-                id: me.organization.id,
-                name: me.organization.name,
+                id: p.organization_id.as_uuid(),
+                name: me.account.organization_name,
             },
-            role: me.role.as_str().to_owned(),
-            permissions: me
+            role: p.role.as_str().to_owned(),
+            permissions: p
                 .role
                 .permissions()
                 .iter()
@@ -373,11 +376,8 @@ async fn logout(
     security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = Problem))
 )]
-async fn me(
-    State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
-) -> Result<ApiJson<MeResponse>, ApiError> {
-    Ok(ApiJson(state.identity.me(&principal).await?.into()))
+async fn me(CurrentAccount(me): CurrentAccount) -> ApiJson<MeResponse> {
+    ApiJson(me.into())
 }
 
 /// The same as `/auth/me`.
@@ -388,11 +388,8 @@ async fn me(
     security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = Problem))
 )]
-async fn users_me(
-    State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
-) -> Result<ApiJson<MeResponse>, ApiError> {
-    Ok(ApiJson(state.identity.me(&principal).await?.into()))
+async fn users_me(CurrentAccount(me): CurrentAccount) -> ApiJson<MeResponse> {
+    ApiJson(me.into())
 }
 
 /// Changes the caller's password and ends their other sessions.
