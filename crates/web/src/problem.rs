@@ -261,6 +261,43 @@ where
     }
 }
 
+/// `Query<T>` whose rejection is a 422 problem naming the parameter problem, as for a
+/// mistyped JSON field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| {
+                    let text = e.body_text();
+                    let message = text
+                        .split_once(": ")
+                        .map_or(text.as_str(), |(_, rest)| rest)
+                        .to_owned();
+                    ApiError::Validation {
+                        detail: format!("The query string is not valid: {message}"),
+                        errors: vec![FieldError {
+                            field: "query".into(),
+                            message,
+                        }],
+                    }
+                })?;
+        Ok(Self(value))
+    }
+}
+
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()

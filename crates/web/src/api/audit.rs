@@ -1,6 +1,6 @@
 //! `/audit-log`: the organisation's security events and the check of their chain.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use ruleiq_core::Permission;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     extract::AuthUser,
-    problem::{ApiError, ApiJson, Problem},
+    problem::{ApiError, ApiJson, ApiQuery, Problem},
     state::AppState,
 };
 
@@ -79,7 +79,7 @@ pub struct VerifyResponse {
 async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<ApiJson<AuditPage>, ApiError> {
     let permit = principal.require(Permission::AuditRead)?;
     let limit = params.limit.unwrap_or(50);
