@@ -548,11 +548,9 @@ async fn the_audit_log_needs_its_permission_and_shows_only_the_callers_organisat
         StatusCode::FORBIDDEN,
     )
     .await;
-    let res = get_as(
-        &app,
-        "/audit-log?limit=500",
-        a["access_token"].as_str().unwrap(),
-    )
-    .await;
-    problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let a_token = a["access_token"].as_str().unwrap();
+    for query in ["limit=500", "limit=abc", "limit=0", "cursor=zzz"] {
+        let res = get_as(&app, &format!("/audit-log?{query}"), a_token).await;
+        problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
 }
