@@ -248,6 +248,28 @@ pub struct RateLimitSettings {
     pub auth_per_minute: u32,
 }
 
+/// Outgoing e-mail.
+#[derive(Clone)]
+pub struct MailSettings {
+    /// `smtp://USER:PASSWORD@HOST:PORT` (STARTTLS when offered), `smtp://…?tls=required`
+    /// or `smtps://…`; `None` logs messages instead of sending them.
+    pub smtp_url: Option<SecretString>,
+    /// The `From` address.
+    pub from: String,
+    /// The address people reach this server at, for links in messages.
+    pub public_url: String,
+}
+
+impl fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp", &self.smtp_url.is_some())
+            .field("from", &self.from)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
 /// Live measurement switches.
 #[derive(Debug, Clone)]
 pub struct MonitoringSettings {
@@ -272,6 +294,7 @@ pub struct Settings {
     pub uploads: UploadSettings,
     pub rate_limits: RateLimitSettings,
     pub monitoring: MonitoringSettings,
+    pub mail: MailSettings,
 }
 
 /// What went wrong loading settings. The message names the setting.
@@ -513,6 +536,41 @@ impl Settings {
             ));
         }
 
+        let smtp_url = match non_empty(raw.smtp_url) {
+            None => None,
+            Some(url) => {
+                let parsed = url::Url::parse(&url).map_err(|e| {
+                    ConfigError::invalid("SMTP_URL", format!("not a valid URL ({e})"))
+                })?;
+                if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host().is_none() {
+                    return Err(ConfigError::invalid(
+                        "SMTP_URL",
+                        "expected smtp://USER:PASSWORD@HOST:PORT or smtps://…",
+                    ));
+                }
+                Some(SecretString::from(url))
+            }
+        };
+        let mail_from = raw.mail_from.0.trim().to_owned();
+        if !mail_from.contains('@') {
+            return Err(ConfigError::invalid(
+                "MAIL_FROM",
+                "must contain an address, such as ruleIQ <no-reply@example.com>",
+            ));
+        }
+        let public_url = match non_empty(raw.public_url) {
+            Some(url) => {
+                let parsed = url::Url::parse(&url).map_err(|e| {
+                    ConfigError::invalid("PUBLIC_URL", format!("not a valid URL ({e})"))
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConfigError::invalid("PUBLIC_URL", "must be an http(s) URL"));
+                }
+                url.trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{bind_address}:{}", raw.port),
+        };
+
         let settings = Settings {
             environment,
             debug: raw.debug.0,
@@ -564,6 +622,11 @@ impl Settings {
                 database: raw.enable_database_monitoring.0,
                 interval: Duration::from_secs(raw.monitoring_interval_seconds),
                 sentry_dsn: non_empty(raw.sentry_dsn).map(SecretString::from),
+            },
+            mail: MailSettings {
+                smtp_url,
+                from: mail_from,
+                public_url,
             },
         };
         settings.check_production()?;

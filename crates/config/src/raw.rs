@@ -48,6 +48,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "DATABASE_CONNECT_TIMEOUT_SECONDS",
     "DATABASE_MAX_CONNECTIONS",
     "JOB_QUEUE_NAME",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "PUBLIC_URL",
 ];
 
 /// Raw, unvalidated settings. Defaults here are the development defaults.
@@ -91,6 +94,9 @@ pub struct RawSettings {
     pub database_connect_timeout_seconds: u64,
     pub database_max_connections: Option<u32>,
     pub job_queue_name: Text,
+    pub smtp_url: Option<Text>,
+    pub mail_from: Text,
+    pub public_url: Option<Text>,
 }
 
 impl Default for RawSettings {
@@ -140,6 +146,9 @@ impl Default for RawSettings {
             database_connect_timeout_seconds: 30,
             database_max_connections: None,
             job_queue_name: Text("ruleiq".into()),
+            smtp_url: None,
+            mail_from: Text("ruleIQ <no-reply@ruleiq.localhost>".into()),
+            public_url: None,
         }
     }
 }

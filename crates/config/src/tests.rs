@@ -80,6 +80,9 @@ fn invalid_values_name_the_variable() {
         ("REDIS_URL", "http://x", "REDIS_URL"),
         ("DEBUG", "perhaps", "DEBUG"),
         ("BIND_ADDRESS", "localhost:80", "BIND_ADDRESS"),
+        ("SMTP_URL", "http://mail.example", "SMTP_URL"),
+        ("MAIL_FROM", "nobody", "MAIL_FROM"),
+        ("PUBLIC_URL", "ftp://ruleiq.example", "PUBLIC_URL"),
     ] {
         Jail::expect_with(|jail| {
             jail.set_env(var, value);

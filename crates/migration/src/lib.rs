@@ -10,6 +10,7 @@ mod m20261125_000001_create_roles;
 mod m20261125_000002_create_job_runs;
 mod m20261125_000003_create_identity;
 mod m20261125_000004_create_invitations;
+mod m20261125_000005_create_password_resets;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_job_runs::Migration),
             Box::new(m20261125_000003_create_identity::Migration),
             Box::new(m20261125_000004_create_invitations::Migration),
+            Box::new(m20261125_000005_create_password_resets::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ use ruleiq_services::{
     audit::Audit,
     identity::Identity,
     jobs::{Jobs, RetryPolicy},
+    mail::{LogMailer, Mailer, SmtpMailer},
     monitoring::Monitor,
     ratelimit::{FallbackLimiter, MemoryLimiter, RateLimiter},
 };
@@ -40,6 +41,8 @@ pub enum StartupError {
     },
     #[error("cannot connect to Redis at REDIS_URL: {0}")]
     Redis(String),
+    #[error("cannot set up e-mail: {0}")]
+    Mail(String),
     #[error("{0} is not set")]
     MissingSecret(&'static str),
     #[error("server error: {0}")]
@@ -292,13 +295,23 @@ impl Components {
             .as_ref()
             .ok_or(StartupError::MissingSecret("JWT_SECRET_KEY"))?;
         let audit = Audit::new(self.db.clone(), self.clock.clone());
+        let mail = &self.settings.mail;
+        let mailer: Arc<dyn Mailer> = match &mail.smtp_url {
+            Some(url) => Arc::new(
+                SmtpMailer::new(url.expose_secret(), &mail.from).map_err(StartupError::Mail)?,
+            ),
+            None => Arc::new(LogMailer {
+                show_content: !self.settings.environment.is_production(),
+            }),
+        };
         Ok(Identity::new(
             self.db.clone(),
             self.clock.clone(),
             secret.expose_secret().as_bytes(),
             self.settings.auth.access_token_expire_minutes,
             audit,
-        ))
+        )
+        .with_mailer(mailer, &mail.public_url))
     }
 
     /// The job queue's backend name.

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod identity;
 pub mod jobs;
+pub mod mail;
 pub mod monitoring;
 pub mod ratelimit;
 pub mod seed;

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod smtp;
+
 use ruleiq_config::{RawSettings, Settings};
 use ruleiq_db::sea_orm::{ConnectionTrait, Database};
 use ruleiq_server::startup::{Application, Components};

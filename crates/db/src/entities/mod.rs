@@ -6,6 +6,7 @@ pub mod invitation;
 pub mod job_run;
 pub mod membership;
 pub mod organization;
+pub mod password_reset;
 pub mod refresh_token;
 pub mod role;
 pub mod session;

@@ -10,7 +10,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entities::{
-    invitation, membership, membership::FindWithUser, organization, refresh_token, session, user,
+    invitation, membership, membership::FindWithUser, organization, password_reset, refresh_token,
+    session, user,
 };
 
 /// An account to create.
@@ -622,6 +623,64 @@ pub async fn accept_invitation<C: ConnectionTrait>(
         .col_expr(invitation::Column::UpdatedAt, Expr::value(now))
         .filter(invitation::Column::Id.eq(id))
         .filter(invitation::Column::AcceptedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Stores a password reset token's hash.
+///
+/// # Errors
+/// On a database error.
+pub async fn insert_password_reset<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    password_reset::Entity::insert(password_reset::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        token_hash: Set(token_hash.to_owned()),
+        expires_at: Set(expires_at),
+        used_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// The reset with this token hash.
+///
+/// # Errors
+/// On a database error.
+pub async fn find_password_reset<C: ConnectionTrait>(
+    db: &C,
+    token_hash: &str,
+) -> Result<Option<password_reset::Model>, DbErr> {
+    password_reset::Entity::find()
+        .filter(password_reset::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await
+}
+
+/// Marks a reset used; false when it already was.
+///
+/// # Errors
+/// On a database error.
+pub async fn use_password_reset<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = password_reset::Entity::update_many()
+        .col_expr(password_reset::Column::UsedAt, Expr::value(Some(now)))
+        .col_expr(password_reset::Column::UpdatedAt, Expr::value(now))
+        .filter(password_reset::Column::Id.eq(id))
+        .filter(password_reset::Column::UsedAt.is_null())
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)

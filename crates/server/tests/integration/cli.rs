@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 4 migration(s); 0 pending"),
+        run.stdout.contains("applied 5 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -158,17 +158,17 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
 
     let run = ruleiq(&db, &["migrate", "down", "-n", "1"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("rolled back 1 migration(s); 3 applied"));
+    assert!(run.stdout.contains("rolled back 1 migration(s); 4 applied"));
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261125_000003_create_identity"),
+            .contains("applied  m20261125_000004_create_invitations"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261125_000004_create_invitations"),
+            .contains("pending  m20261125_000005_create_password_resets"),
         "{}",
         run.stdout
     );

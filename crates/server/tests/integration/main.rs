@@ -12,3 +12,4 @@ mod jobs;
 mod members;
 mod migrations;
 mod ratelimit;
+mod recovery;

@@ -163,6 +163,26 @@ impl Identity {
                 client,
             )
             .await?;
+        let inviter = repo::find_user(&self.db, permit.principal().user_id.as_uuid())
+            .await?
+            .map(|u| u.full_name)
+            .unwrap_or_else(|| "A member".into());
+        let org_name = repo::find_organization(&self.db, invitation.organization_id)
+            .await?
+            .map(|o| o.name)
+            .unwrap_or_default();
+        self.send_later(crate::mail::Email {
+            to: invitation.email.clone(),
+            subject: format!("You are invited to join {org_name} on ruleIQ"),
+            body: format!(
+                "Hello,\n\n{inviter} invited you to join {org_name} on ruleIQ as {role}. \
+                 To accept, open this link within {INVITATION_DAYS} days:\n\n\
+                 {base}/accept-invitation?token={token}\n\n\
+                 Or send the token to the API: POST /api/v1/auth/accept-invitation.\n",
+                role = invitation.role,
+                base = self.public_url,
+            ),
+        });
         Ok(NewInvitation { invitation, token })
     }
 

@@ -5,11 +5,13 @@
 mod members;
 pub mod password;
 pub mod principal;
+mod recovery;
 mod service;
 pub mod tokens;
 
 pub use members::{AcceptInput, INVITATION_DAYS, MemberChange, NewInvitation};
 pub use principal::{Forbidden, Permit, Principal, SelfApproval};
+pub use recovery::RESET_MINUTES;
 pub use service::{
     Account, Authenticated, Identity, IdentityError, LOCKOUT_MINUTES, LOCKOUT_THRESHOLD,
     RegisterInput, Registration, TokenPair,

@@ -16,7 +16,10 @@ use super::{
     principal::Principal,
     tokens::{self, TokenKeys},
 };
-use crate::audit::{Audit, AuditEvent, ClientInfo};
+use crate::{
+    audit::{Audit, AuditEvent, ClientInfo},
+    mail::{LogMailer, Mailer},
+};
 
 /// Consecutive failed sign-ins that lock an account.
 pub const LOCKOUT_THRESHOLD: i32 = 10;
@@ -116,6 +119,8 @@ pub struct Identity {
     keys: TokenKeys,
     access_lifetime: Duration,
     pub(super) audit: Audit,
+    pub(super) mailer: Arc<dyn Mailer>,
+    pub(super) public_url: String,
 }
 
 pub(super) fn bounded_text(
@@ -161,7 +166,30 @@ impl Identity {
             keys: TokenKeys::new(jwt_secret),
             access_lifetime: Duration::minutes(i64::from(access_minutes)),
             audit,
+            mailer: Arc::new(LogMailer { show_content: true }),
+            public_url: "http://127.0.0.1:8000".into(),
         }
+    }
+
+    /// Sends its messages (password resets, invitations) through `mailer`, with links
+    /// to `public_url`.
+    #[must_use]
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
+        self.mailer = mailer;
+        self.public_url = public_url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Sends a message without holding up the request: the caller's response time must
+    /// not depend on the mail server, nor reveal whether a message was sent at all.
+    pub(super) fn send_later(&self, email: crate::mail::Email) {
+        let mailer = Arc::clone(&self.mailer);
+        tokio::spawn(async move {
+            let to = email.to.clone();
+            if let Err(error) = mailer.send(email).await {
+                tracing::error!(%to, %error, "could not send e-mail");
+            }
+        });
     }
 
     /// The audit service the identity events go to.

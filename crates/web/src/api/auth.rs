@@ -33,6 +33,62 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users_me))
         .routes(routes!(change_password))
         .routes(routes!(accept_invitation))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+}
+
+/// A forgotten password.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+/// A new password with its reset token.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// E-mails a one-hour reset link if the address has an active account. Always 202, so
+/// the answer does not reveal which addresses have accounts.
+#[utoipa::path(
+    post,
+    path = "/auth/forgot-password",
+    tag = "identity",
+    request_body = ForgotPasswordRequest,
+    responses((status = 202, description = "If the address has an account, a link is on its way"))
+)]
+async fn forgot_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(req): ApiJson<ForgotPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.forgot_password(&req.email, &client).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Sets a new password with a reset token; every session of the account ends.
+#[utoipa::path(
+    post,
+    path = "/auth/reset-password",
+    tag = "identity",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "The password is changed"),
+        (status = 422, description = "The token is invalid, used or expired, or the password too weak", body = Problem),
+    )
+)]
+async fn reset_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(req): ApiJson<ResetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .identity
+        .reset_password(&req.token, &req.new_password, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new organisation and its first account.
