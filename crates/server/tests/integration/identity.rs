@@ -554,3 +554,35 @@ async fn the_audit_log_needs_its_permission_and_shows_only_the_callers_organisat
         problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
 }
+
+#[tokio::test]
+async fn oversized_auth_bodies_are_413_and_create_nothing() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let res = post(
+        &app,
+        "/auth/register",
+        json!({"email": "ada@example.co.uk", "password": PASSWORD, "full_name": huge, "organization_name": "Engines"}),
+    )
+    .await;
+    let body = problem(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(
+        body["type"],
+        "https://ruleiq.dev/problems/payload-too-large"
+    );
+    let res = login(&app, "ada@example.co.uk", PASSWORD).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "no account was made"
+    );
+    // A long but in-limit field is a 422 naming it, not a 500.
+    let res = post(
+        &app,
+        "/auth/register",
+        json!({"email": "ada@example.co.uk", "password": PASSWORD, "full_name": "x".repeat(100_000), "organization_name": "Engines"}),
+    )
+    .await;
+    let body = problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["errors"][0]["field"], "full_name");
+}
