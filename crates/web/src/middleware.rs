@@ -87,8 +87,8 @@ const MAX_PROBLEM_BODY: usize = 64 * 1024;
 ///
 /// Handlers already answer with problems; this adds their `request_id`, and replaces the
 /// bare bodies that the router (404, 405) and tower layers (413, timeouts) produce.
-/// A JSON body that is not a problem is a deliberate answer (the health report at 503)
-/// and passes unchanged.
+/// A JSON body that is not a problem is a deliberate answer (the health report at 503),
+/// as is an HTML page (a form shown again with its error); both pass unchanged.
 pub async fn problem_details(req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
@@ -107,7 +107,9 @@ pub async fn problem_details(req: Request, next: Next) -> Response {
         .unwrap_or_default();
     let is_problem = content_type.starts_with(PROBLEM_JSON.as_bytes());
     // A deliberate JSON body (health's 503 report) is the answer itself: keep it.
-    if !is_problem && content_type.starts_with(b"application/json") {
+    if !is_problem
+        && (content_type.starts_with(b"application/json") || content_type.starts_with(b"text/html"))
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -130,7 +130,7 @@ async fn the_landing_page_is_html_with_a_strict_policy() {
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = res.text().await.unwrap();
     assert!(html.contains("<html lang=\"en\">"));
-    assert!(html.contains("<main>"));
+    assert!(html.contains("<main id=\"main\""));
 }
 
 #[tokio::test]

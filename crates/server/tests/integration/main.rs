@@ -13,3 +13,4 @@ mod members;
 mod migrations;
 mod ratelimit;
 mod recovery;
+mod ui;

@@ -485,8 +485,42 @@ impl Identity {
     /// # Errors
     /// `InvalidToken` or `Deactivated`, or a database error.
     pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated, IdentityError> {
-        let claims = self.keys.verify(access_token).map_err(|reason| {
-            tracing::debug!(%reason, "access token refused");
+        self.authenticate_typ(access_token, "access").await
+    }
+
+    /// As [`Self::authenticate`], for the web UI's session cookie.
+    ///
+    /// # Errors
+    /// As [`Self::authenticate`].
+    pub async fn authenticate_browser(&self, cookie: &str) -> Result<Authenticated, IdentityError> {
+        self.authenticate_typ(cookie, "browser").await
+    }
+
+    /// A browser session token for the session an access token belongs to, valid as long
+    /// as the session: the web UI keeps it in an HttpOnly cookie.
+    ///
+    /// # Errors
+    /// `InvalidToken` for a bad access token.
+    pub fn browser_token(&self, access_token: &str) -> Result<String, IdentityError> {
+        let mut claims = self
+            .keys
+            .verify(access_token)
+            .map_err(|_| IdentityError::InvalidToken)?;
+        let now = self.clock.now();
+        claims.typ = "browser".into();
+        claims.jti = Uuid::new_v4();
+        claims.iat = now.timestamp();
+        claims.exp = (now + Duration::days(REFRESH_DAYS)).timestamp();
+        self.keys.sign(&claims).map_err(IdentityError::Internal)
+    }
+
+    async fn authenticate_typ(
+        &self,
+        token: &str,
+        typ: &str,
+    ) -> Result<Authenticated, IdentityError> {
+        let claims = self.keys.verify_typ(token, typ).map_err(|reason| {
+            tracing::debug!(%reason, "token refused");
             IdentityError::InvalidToken
         })?;
         let row = repo::session_principal(&self.db, claims.sid)

@@ -71,15 +71,26 @@ impl TokenKeys {
             .map_err(|e| e.to_string())
     }
 
-    /// Checks a token's signature, algorithm, expiry and type.
+    /// Checks an access token's signature, algorithm, expiry and type.
     ///
     /// # Errors
     /// A short reason, for logs only.
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        self.verify_typ(token, "access")
+    }
+
+    /// Checks a token of type `typ` (`access`, or `browser` for the web UI's cookie).
+    ///
+    /// # Errors
+    /// A short reason, for logs only.
+    pub fn verify_typ(&self, token: &str, typ: &str) -> Result<Claims, String> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| e.to_string())?;
-        if data.claims.typ != "access" {
-            return Err("not an access token".into());
+        if data.claims.typ != typ {
+            return Err(format!(
+                "not a{} {typ} token",
+                if typ.starts_with('a') { "n" } else { "" }
+            ));
         }
         Ok(data.claims)
     }

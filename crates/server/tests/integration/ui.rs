@@ -1,0 +1,310 @@
+//! The web UI over plain HTTP, as a browser without JavaScript uses it.
+
+use reqwest::{StatusCode, redirect::Policy};
+use ruleiq_test_support::TestApp;
+use std::collections::HashMap;
+
+/// A browser: keeps cookies, does not follow redirects (so tests see them).
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    headers: reqwest::header::HeaderMap,
+    html: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, res: reqwest::Response) -> Page {
+        let set_cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for c in &set_cookies {
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Page {
+            status: res.status(),
+            location: res
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            headers: res.headers().clone(),
+            set_cookies,
+            html: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(res).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(res).await
+    }
+
+    fn csrf(&self) -> String {
+        self.cookies
+            .get("ruleiq_csrf")
+            .cloned()
+            .expect("a CSRF cookie")
+    }
+}
+
+const PASSWORD: &str = "otter lantern quarry velvet";
+
+async fn register(browser: &mut Browser, org: &str) -> Page {
+    browser.get("/register").await;
+    let csrf = browser.csrf();
+    browser
+        .post(
+            "/register",
+            &[
+                ("csrf_token", &csrf),
+                ("organization_name", org),
+                ("full_name", "Ada Lovelace"),
+                ("email", "ada@example.co.uk"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn home_sends_a_visitor_to_sign_in_and_the_form_is_accessible() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let home = browser.get("/").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.location.as_deref(), Some("/sign-in"));
+
+    let page = browser.get("/sign-in").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains(r#"<html lang="en">"#));
+    assert!(page.html.contains(r##"<a class="skip" href="#main">"##));
+    assert!(page.html.contains(r#"<label for="email">"#) && page.html.contains(r#"id="email""#));
+    assert!(page.html.contains(r#"<label for="password">"#));
+    assert!(
+        page.html
+            .contains(&format!(r#"value="{}""#, browser.csrf())),
+        "the form carries the CSRF token"
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    let cookie = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("ruleiq_csrf="))
+        .unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+
+    let href = page
+        .html
+        .split("href=\"/static/app.css")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let css = browser.get(&format!("/static/app.css{href}")).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(
+        css.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert!(css.html.contains("prefers-color-scheme: dark"));
+}
+
+#[tokio::test]
+async fn register_sign_out_and_sign_in_without_javascript() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let done = register(&mut browser, "Analytical <Engines> & Co").await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    assert_eq!(done.location.as_deref(), Some("/dashboard"));
+    let session = done
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("ruleiq_session="))
+        .unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
+    assert!(
+        !session.contains("Secure"),
+        "not in development over plain HTTP"
+    );
+
+    let dash = browser.get("/dashboard").await;
+    assert_eq!(dash.status, StatusCode::OK);
+    assert!(
+        dash.html.contains("Analytical &#60;Engines&#62; &#38; Co")
+            || dash.html.contains("Analytical &lt;Engines&gt; &amp; Co"),
+        "escaped: {}",
+        dash.html
+    );
+    assert!(!dash.html.contains("<Engines>"));
+    assert!(dash.html.contains("Welcome to ruleIQ"), "flash shown once");
+    let again = browser.get("/dashboard").await;
+    assert!(!again.html.contains("Welcome to ruleIQ"), "and only once");
+    assert_eq!(
+        browser.get("/").await.location.as_deref(),
+        Some("/dashboard")
+    );
+
+    let stolen = browser.cookies["ruleiq_session"].clone();
+    let csrf = browser.csrf();
+    let out = browser.post("/sign-out", &[("csrf_token", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location.as_deref(), Some("/sign-in"));
+    assert!(!browser.cookies.contains_key("ruleiq_session"));
+    // The old cookie is dead at once, even replayed.
+    browser.cookies.insert("ruleiq_session".into(), stolen);
+    let dash = browser.get("/dashboard").await;
+    assert_eq!(dash.location.as_deref(), Some("/sign-in"));
+    browser.cookies.remove("ruleiq_session");
+
+    let csrf = browser.csrf();
+    let wrong = browser
+        .post(
+            "/sign-in",
+            &[
+                ("csrf_token", &csrf),
+                ("email", "ada@example.co.uk"),
+                ("password", "not the password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.html.contains(r#"role="alert""#));
+    assert!(
+        wrong.html.contains("ada@example.co.uk"),
+        "the address is kept"
+    );
+    let ok = browser
+        .post(
+            "/sign-in",
+            &[
+                ("csrf_token", &csrf),
+                ("email", "ada@example.co.uk"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.get("/register").await;
+    let page = browser
+        .post(
+            "/register",
+            &[
+                ("csrf_token", "forged"),
+                ("organization_name", "Engines"),
+                ("full_name", "Ada"),
+                ("email", "ada@example.co.uk"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(!browser.cookies.contains_key("ruleiq_session"));
+    // No account was made: registering properly now succeeds.
+    let done = register(&mut browser, "Engines").await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+
+    // A second browser with no CSRF cookie at all cannot sign the first out.
+    let mut other = Browser::new(&app);
+    other.cookies.insert(
+        "ruleiq_session".into(),
+        browser.cookies["ruleiq_session"].clone(),
+    );
+    let out = other.post("/sign-out", &[("csrf_token", "")]).await;
+    assert_eq!(out.location.as_deref(), Some("/dashboard"));
+    assert_eq!(
+        browser.get("/dashboard").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+}
+
+#[tokio::test]
+async fn registration_errors_are_shown_on_the_form() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.get("/register").await;
+    let csrf = browser.csrf();
+    let page = browser
+        .post(
+            "/register",
+            &[
+                ("csrf_token", &csrf),
+                ("organization_name", "Engines"),
+                ("full_name", "Ada"),
+                ("email", "ada@example.co.uk"),
+                ("password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.html
+            .contains("Password: this password is too easy to guess"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains(r#"value="Engines""#), "entries are kept");
+}

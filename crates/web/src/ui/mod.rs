@@ -1,0 +1,272 @@
+//! The web UI: server-rendered pages that work without JavaScript.
+//!
+//! A signed-in browser holds an HttpOnly, SameSite=Lax session cookie (`Secure` in
+//! production) carrying a browser token for its session, so signing out or deactivation
+//! ends it at once, as for API tokens. Every form carries a CSRF token that must match
+//! the `ruleiq_csrf` cookie (double submit). One-shot messages travel in a flash cookie.
+
+mod auth;
+mod dashboard;
+
+use askama::Template;
+use axum::{
+    Router,
+    extract::FromRequestParts,
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::get,
+};
+use ruleiq_services::identity::Authenticated;
+use std::sync::OnceLock;
+
+use crate::state::{AppState, VERSION};
+
+pub(crate) const SESSION_COOKIE: &str = "ruleiq_session";
+pub(crate) const CSRF_COOKIE: &str = "ruleiq_csrf";
+const FLASH_COOKIE: &str = "ruleiq_flash";
+
+/// The stylesheet, embedded at build time.
+const CSS: &str = include_str!("../../static/app.css");
+
+/// `/static/app.css?v=<hash of its content>`: the URL changes whenever the content does,
+/// so the file can be cached for ever.
+fn css_href() -> &'static str {
+    static HREF: OnceLock<String> = OnceLock::new();
+    HREF.get_or_init(|| {
+        // FNV-1a: enough to tell versions of one file apart.
+        let hash = CSS.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("/static/app.css?v={hash:016x}")
+    })
+}
+
+/// The page routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/app.css", get(stylesheet))
+        .merge(auth::router())
+        .merge(dashboard::router())
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// `/`: members to their dashboard, everyone else to sign in.
+async fn home(viewer: Viewer) -> Redirect {
+    if viewer.account.is_some() {
+        Redirect::to("/dashboard")
+    } else {
+        Redirect::to("/sign-in")
+    }
+}
+
+/// The value of cookie `name`.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, path /, `Secure` when asked.
+pub(crate) fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Who is looking at a page (maybe nobody), the CSRF token their forms carry, and the
+/// flash message waiting for them.
+pub(crate) struct Viewer {
+    pub account: Option<Authenticated>,
+    pub csrf: String,
+    /// Whether the CSRF cookie must be set on this response.
+    new_csrf: bool,
+    pub flash: Option<String>,
+    secure: bool,
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let account = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(token) => state.identity.authenticate_browser(&token).await.ok(),
+            None => None,
+        };
+        let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|c| c.len() == 43);
+        let new_csrf = existing.is_none();
+        let csrf = existing.unwrap_or_else(ruleiq_services::identity::tokens::opaque_token);
+        let flash = cookie(&parts.headers, FLASH_COOKIE)
+            .and_then(|f| urlencoding_decode(&f))
+            .filter(|f| !f.is_empty());
+        Ok(Self {
+            account,
+            csrf,
+            new_csrf,
+            flash,
+            secure: state.settings.environment.is_production(),
+        })
+    }
+}
+
+fn urlencoding_decode(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn urlencoding_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Who the layout shows as signed in.
+pub(crate) struct NavUser {
+    pub name: String,
+    pub organization: String,
+}
+
+impl Viewer {
+    pub(crate) fn nav_user(&self) -> Option<NavUser> {
+        self.account.as_ref().map(|a| NavUser {
+            name: a.account.full_name.clone(),
+            organization: a.account.organization_name.clone(),
+        })
+    }
+
+    /// Whether `submitted` is this browser's CSRF token.
+    pub(crate) fn csrf_ok(&self, submitted: &str) -> bool {
+        !self.new_csrf && constant_time_eq(self.csrf.as_bytes(), submitted.as_bytes())
+    }
+
+    /// Renders a page with `status`, setting the CSRF cookie if new and consuming the
+    /// flash message.
+    pub(crate) fn page(&self, status: StatusCode, template: &impl Template) -> Response {
+        let body = match template.render() {
+            Ok(html) => html,
+            Err(e) => {
+                tracing::error!(error = %e, "template failed");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        };
+        let mut response = (status, Html(body)).into_response();
+        self.finish(&mut response);
+        response
+    }
+
+    /// Adds this viewer's cookies to a response.
+    pub(crate) fn finish(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.new_csrf {
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(CSRF_COOKIE, &self.csrf, 60 * 60 * 24 * 14, self.secure),
+            );
+        }
+        if self.flash.is_some() {
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(FLASH_COOKIE, "", 0, self.secure),
+            );
+        }
+    }
+
+    /// A redirect that also carries a flash message and, optionally, a session cookie
+    /// (empty to sign out).
+    pub(crate) fn redirect(
+        &self,
+        to: &str,
+        flash: Option<&str>,
+        session: Option<&str>,
+    ) -> Response {
+        let mut response = Redirect::to(to).into_response();
+        let headers = response.headers_mut();
+        if let Some(flash) = flash {
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(FLASH_COOKIE, &urlencoding_encode(flash), 60, self.secure),
+            );
+        }
+        match session {
+            Some("") => {
+                headers.append(
+                    header::SET_COOKIE,
+                    set_cookie(SESSION_COOKIE, "", 0, self.secure),
+                );
+            }
+            Some(token) => {
+                headers.append(
+                    header::SET_COOKIE,
+                    set_cookie(SESSION_COOKIE, token, 60 * 60 * 24 * 14, self.secure),
+                );
+            }
+            None => {}
+        }
+        response
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Fields every page's layout needs.
+pub(crate) struct Layout {
+    pub css_href: &'static str,
+    pub version: &'static str,
+}
+
+impl Layout {
+    pub(crate) fn new() -> Self {
+        Self {
+            css_href: css_href(),
+            version: VERSION,
+        }
+    }
+}
