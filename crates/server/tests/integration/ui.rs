@@ -308,3 +308,123 @@ async fn registration_errors_are_shown_on_the_form() {
     );
     assert!(page.html.contains(r#"value="Engines""#), "entries are kept");
 }
+
+#[tokio::test]
+async fn the_mailed_links_open_pages_that_reset_a_password_and_accept_an_invitation() {
+    let smtp = ruleiq_test_support::smtp::SmtpCapture::start().await;
+    let url = smtp.url();
+    let app = TestApp::spawn_with(move |raw| {
+        raw.smtp_url = Some(ruleiq_test_support::text(&url));
+        raw.public_url = Some(ruleiq_test_support::text("http://ruleiq.test"));
+    })
+    .await;
+    let mut ada = Browser::new(&app);
+    assert_eq!(
+        register(&mut ada, "Engines").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Invite a member through the API with the owner's session, then accept in another browser.
+    let login: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "ada@example.co.uk", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/users/invitations"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .json(&serde_json::json!({"email": "cy@example.co.uk", "role": "contributor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mail = smtp.wait_for(1).await;
+    let link = link_in(&mail[0].decoded(), "http://ruleiq.test");
+    assert!(link.starts_with("/accept-invitation?token="), "{link}");
+    let mut cy = Browser::new(&app);
+    let page = cy.get(&link).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = link.trim_start_matches("/accept-invitation?token=");
+    let csrf = cy.csrf();
+    let joined = cy
+        .post(
+            "/accept-invitation",
+            &[
+                ("csrf_token", &csrf),
+                ("token", token),
+                ("full_name", "Cy Young"),
+                ("password", "quiet harbour lantern fig"),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::SEE_OTHER, "{}", joined.html);
+    let dash = cy.get("/dashboard").await;
+    assert!(
+        dash.html.contains("Cy Young") && dash.html.contains("contributor"),
+        "{}",
+        dash.html
+    );
+
+    // Ada forgets her password.
+    let mut anon = Browser::new(&app);
+    anon.get("/forgot-password").await;
+    let csrf = anon.csrf();
+    let sent = anon
+        .post(
+            "/forgot-password",
+            &[("csrf_token", &csrf), ("email", "ada@example.co.uk")],
+        )
+        .await;
+    assert_eq!(sent.location.as_deref(), Some("/sign-in"));
+    let mail = smtp.wait_for(2).await;
+    let link = link_in(&mail[1].decoded(), "http://ruleiq.test");
+    assert!(link.starts_with("/reset-password?token="), "{link}");
+    let page = anon.get(&link).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = link.trim_start_matches("/reset-password?token=");
+    let weak = anon
+        .post(
+            "/reset-password",
+            &[
+                ("csrf_token", &csrf),
+                ("token", token),
+                ("new_password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        weak.html
+            .contains("New password: this password is too easy to guess"),
+        "{}",
+        weak.html
+    );
+    let done = anon
+        .post(
+            "/reset-password",
+            &[
+                ("csrf_token", &csrf),
+                ("token", token),
+                ("new_password", "brass kettle meadow drift"),
+            ],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/sign-in"));
+    // Ada's old browser session ended with the reset.
+    assert_eq!(
+        ada.get("/dashboard").await.location.as_deref(),
+        Some("/sign-in")
+    );
+}
+
+/// The path of the first link to `base` in a message.
+fn link_in(text: &str, base: &str) -> String {
+    let start = text.find(base).expect("a link") + base.len();
+    text[start..].split_whitespace().next().unwrap().to_owned()
+}

@@ -7,6 +7,7 @@
 
 mod auth;
 mod dashboard;
+mod recovery;
 
 use askama::Template;
 use axum::{
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/app.css", get(stylesheet))
         .merge(auth::router())
         .merge(dashboard::router())
+        .merge(recovery::router())
 }
 
 async fn stylesheet() -> Response {
