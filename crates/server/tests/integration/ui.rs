@@ -428,3 +428,151 @@ fn link_in(text: &str, base: &str) -> String {
     let start = text.find(base).expect("a link") + base.len();
     text[start..].split_whitespace().next().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn members_account_and_audit_pages_work_for_the_roles_that_may_use_them() {
+    let smtp = ruleiq_test_support::smtp::SmtpCapture::start().await;
+    let url = smtp.url();
+    let app = TestApp::spawn_with(move |raw| {
+        raw.smtp_url = Some(ruleiq_test_support::text(&url));
+        raw.public_url = Some(ruleiq_test_support::text("http://ruleiq.test"));
+    })
+    .await;
+    let mut ada = Browser::new(&app);
+    register(&mut ada, "Engines").await;
+    let page = ada.get("/members").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("<caption>People in Engines</caption>"));
+    let csrf = ada.csrf();
+    let sent = ada
+        .post(
+            "/members/invite",
+            &[
+                ("csrf_token", &csrf),
+                ("email", "cy@example.co.uk"),
+                ("role", "contributor"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.location.as_deref(), Some("/members"));
+    let bad = ada
+        .post(
+            "/members/invite",
+            &[
+                ("csrf_token", &csrf),
+                ("email", "nope"),
+                ("role", "contributor"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.html.contains(r#"role="alert""#));
+
+    let mail = smtp.wait_for(1).await;
+    let link = link_in(&mail[0].decoded(), "http://ruleiq.test");
+    let mut cy = Browser::new(&app);
+    cy.get(&link).await;
+    let token = link.trim_start_matches("/accept-invitation?token=");
+    let cy_csrf = cy.csrf();
+    cy.post(
+        "/accept-invitation",
+        &[
+            ("csrf_token", &cy_csrf),
+            ("token", token),
+            ("full_name", "Cy Young"),
+            ("password", "quiet harbour lantern fig"),
+        ],
+    )
+    .await;
+    let refused = cy.get("/members").await;
+    assert_eq!(
+        refused.location.as_deref(),
+        Some("/dashboard"),
+        "a contributor does not manage members"
+    );
+    assert!(
+        !cy.get("/dashboard")
+            .await
+            .html
+            .contains(r#"href="/members""#),
+        "nor sees the link"
+    );
+
+    // Ada makes Cy a viewer, then deactivates them: Cy's browser is signed out at once.
+    let members = ada.get("/members").await;
+    let cy_id = members
+        .html
+        .split("action=\"/members/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let saved = ada
+        .post(
+            &format!("/members/{cy_id}"),
+            &[
+                ("csrf_token", &csrf),
+                ("role", "viewer"),
+                ("is_active", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.location.as_deref(), Some("/members"));
+    assert!(cy.get("/dashboard").await.html.contains("viewer"));
+    ada.post(
+        &format!("/members/{cy_id}"),
+        &[
+            ("csrf_token", &csrf),
+            ("role", "viewer"),
+            ("is_active", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        cy.get("/dashboard").await.location.as_deref(),
+        Some("/sign-in")
+    );
+
+    let audit = ada.get("/audit").await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert!(audit.html.contains("is intact"), "{}", audit.html);
+    assert!(audit.html.contains("member.deactivated"));
+
+    let wrong = ada
+        .post(
+            "/account/password",
+            &[
+                ("csrf_token", &csrf),
+                ("current_password", "not it at all"),
+                ("new_password", "brass kettle meadow drift"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let ok = ada
+        .post(
+            "/account/password",
+            &[
+                ("csrf_token", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", "brass kettle meadow drift"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.location.as_deref(), Some("/account"));
+    let renamed = ada
+        .post(
+            "/account/organization",
+            &[("csrf_token", &csrf), ("name", "Analytical Engines")],
+        )
+        .await;
+    assert_eq!(renamed.location.as_deref(), Some("/account"));
+    assert!(
+        ada.get("/account")
+            .await
+            .html
+            .contains("Analytical Engines")
+    );
+}

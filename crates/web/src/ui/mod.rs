@@ -5,6 +5,7 @@
 //! ends it at once, as for API tokens. Every form carries a CSRF token that must match
 //! the `ruleiq_csrf` cookie (double submit). One-shot messages travel in a flash cookie.
 
+mod account;
 mod auth;
 mod dashboard;
 mod recovery;
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(dashboard::router())
         .merge(recovery::router())
+        .merge(account::router())
 }
 
 async fn stylesheet() -> Response {
@@ -171,6 +173,8 @@ fn urlencoding_encode(s: &str) -> String {
 pub(crate) struct NavUser {
     pub name: String,
     pub organization: String,
+    pub can_manage_users: bool,
+    pub can_read_audit: bool,
 }
 
 impl Viewer {
@@ -178,6 +182,8 @@ impl Viewer {
         self.account.as_ref().map(|a| NavUser {
             name: a.account.full_name.clone(),
             organization: a.account.organization_name.clone(),
+            can_manage_users: a.principal.can(ruleiq_core::Permission::UsersManage),
+            can_read_audit: a.principal.can(ruleiq_core::Permission::AuditRead),
         })
     }
 
