@@ -14,6 +14,12 @@ use ruleiq_db::sea_orm::DbBackend;
 use ruleiq_services::jobs::{JobEnvelope, JobQueue, QueueError};
 use std::{fmt, time::Duration};
 
+/// How often a worker reports itself alive. apalis's default is 30 s; under load a
+/// delayed retry was seen waiting for the next heartbeat before being picked up, so a
+/// shorter beat bounds that wait (and recovers a dead worker's jobs after two missed
+/// beats, 10 s).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// Why the queue could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueSetupError {
@@ -57,7 +63,9 @@ impl ApalisQueue {
                     .run(pool)
                     .await
                     .map_err(|e| QueueSetupError::Storage(e.to_string()))?;
-                let config = apalis_sqlite::Config::default().queue(queue);
+                let config = apalis_sqlite::Config::default()
+                    .queue(queue)
+                    .heartbeat_interval(HEARTBEAT);
                 Ok(Self::Sqlite(SqliteStorage::new(pool).with_config(config)))
             }
             DbBackend::Postgres => {
@@ -65,7 +73,9 @@ impl ApalisQueue {
                 PostgresStorage::setup(pool)
                     .await
                     .map_err(|e| QueueSetupError::Storage(e.to_string()))?;
-                let config = apalis_postgres::Config::default().queue(queue);
+                let config = apalis_postgres::Config::default()
+                    .queue(queue)
+                    .heartbeat_interval(HEARTBEAT);
                 Ok(Self::Postgres(
                     PostgresStorage::new(pool).with_config(config),
                 ))
@@ -83,7 +93,9 @@ impl ApalisQueue {
             .await
             .map_err(|_| QueueSetupError::Redis("no answer within 5 s".into()))?
             .map_err(|e| QueueSetupError::Redis(e.to_string()))?;
-        let config = apalis_redis::Config::default().queue(queue);
+        let config = apalis_redis::Config::default()
+            .queue(queue)
+            .heartbeat_interval(HEARTBEAT);
         Ok(Self::Redis(RedisStorage::new(conn).with_config(config)))
     }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 /// Waits until the job reaches a final state.
 async fn finished(app: &TestApp, id: JobId) -> JobStatus {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Generous: a loaded CI machine runs many apps at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let job = app
             .components
