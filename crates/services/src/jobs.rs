@@ -236,6 +236,40 @@ impl Jobs {
         Ok(repo::find(&self.db, id).await?.map(JobStatus::from))
     }
 
+    /// One of the organisation's jobs.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn get_in_org(
+        &self,
+        organization_id: Uuid,
+        id: JobId,
+    ) -> Result<Option<JobStatus>, JobError> {
+        Ok(repo::find_in_org(&self.db, organization_id, id)
+            .await?
+            .map(JobStatus::from))
+    }
+
+    /// The organisation's jobs, newest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn list_in_org(
+        &self,
+        organization_id: Uuid,
+        status: Option<&str>,
+        before: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<JobStatus>, JobError> {
+        Ok(
+            repo::list_in_org(&self.db, organization_id, status, before, limit)
+                .await?
+                .into_iter()
+                .map(JobStatus::from)
+                .collect(),
+        )
+    }
+
     /// Counts by state.
     ///
     /// # Errors

@@ -185,6 +185,44 @@ pub async fn fail<C: ConnectionTrait>(
     Ok(())
 }
 
+/// One job of an organisation; `None` for a job of another organisation or of none.
+///
+/// # Errors
+/// On a database error.
+pub async fn find_in_org<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    id: JobId,
+) -> Result<Option<job_run::Model>, DbErr> {
+    job_run::Entity::find_by_id(id.as_uuid())
+        .filter(job_run::Column::OrganizationId.eq(organization_id))
+        .one(db)
+        .await
+}
+
+/// An organisation's jobs, optionally of one status, newest first.
+///
+/// # Errors
+/// On a database error.
+pub async fn list_in_org<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    status: Option<&str>,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<job_run::Model>, DbErr> {
+    let mut q = job_run::Entity::find()
+        .filter(job_run::Column::OrganizationId.eq(organization_id))
+        .order_by_desc(job_run::Column::Id);
+    if let Some(status) = status {
+        q = q.filter(job_run::Column::Status.eq(status));
+    }
+    if let Some(before) = before {
+        q = q.filter(job_run::Column::Id.lt(before));
+    }
+    q.limit(limit).all(db).await
+}
+
 /// The newest jobs, optionally of one status, newest first; `before` continues a page.
 ///
 /// # Errors

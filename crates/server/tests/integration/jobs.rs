@@ -135,3 +135,71 @@ async fn with_redis_url_set_jobs_travel_through_redis() {
     assert_eq!(job.status, "succeeded", "{job:?}");
     assert_eq!(job.attempts, 2, "the retry went through Redis too");
 }
+
+#[tokio::test]
+async fn members_read_their_organisations_jobs_over_http() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": "ada@example.co.uk", "password": "otter lantern quarry velvet", "full_name": "Ada", "organization_name": "Engines"}))
+        .send()
+        .await
+        .unwrap();
+    let reg: serde_json::Value = res.json().await.unwrap();
+    let token = reg["access_token"].as_str().unwrap();
+    let org: uuid::Uuid = reg["organization"]["id"].as_str().unwrap().parse().unwrap();
+    let mine = app
+        .components
+        .jobs
+        .enqueue(CANARY, json!({"message": "mine"}), Some(org), 3)
+        .await
+        .unwrap();
+    let system = canary(&app, 0, 3).await;
+    finished(&app, mine).await;
+    let get = |path: String| {
+        app.client
+            .get(app.url(&format!("/api/v1{path}")))
+            .bearer_auth(token)
+            .send()
+    };
+
+    let job: serde_json::Value = get(format!("/jobs/{mine}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["result"]["echo"], "mine");
+    assert_eq!(
+        get(format!("/jobs/{system}")).await.unwrap().status(),
+        404,
+        "system jobs belong to no organisation"
+    );
+    assert_eq!(get("/jobs/not-a-uuid".into()).await.unwrap().status(), 404);
+    let page: serde_json::Value = get("/jobs?status=succeeded".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], mine.to_string());
+    for bad in ["status=exploded", "limit=0", "cursor=nope", "limit=x"] {
+        assert_eq!(
+            get(format!("/jobs?{bad}")).await.unwrap().status(),
+            422,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/jobs"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

@@ -378,8 +378,13 @@ struct Attempt {
 
 /// Every tenant-owned endpoint that names an object, aimed at A's objects. Later
 /// issues add theirs here.
-fn attempts_on(a_member: &str) -> Vec<Attempt> {
+fn attempts_on(a_member: &str, a_job: &str) -> Vec<Attempt> {
     vec![
+        Attempt {
+            method: Method::GET,
+            path: format!("/jobs/{a_job}"),
+            body: None,
+        },
         Attempt {
             method: Method::PATCH,
             path: format!("/users/{a_member}"),
@@ -396,7 +401,7 @@ fn attempts_on(a_member: &str) -> Vec<Attempt> {
 /// What A can see of its own state; unchanged after B's attempts.
 async fn snapshot(app: &TestApp, a: &Member) -> Value {
     let mut state = json!({});
-    for path in ["/users", "/organization", "/auth/me"] {
+    for path in ["/users", "/organization", "/auth/me", "/jobs"] {
         state[path] = call(app, Method::GET, path, &a.token, None)
             .await
             .json()
@@ -412,9 +417,28 @@ async fn another_organisation_can_neither_see_nor_change_an_organisations_object
     let a = owner(&app, "ada@example.co.uk", "A Ltd").await;
     let a_member = join(&app, &a, "cy@example.co.uk", "contributor").await;
     let b = owner(&app, "bea@example.co.uk", "B Ltd").await;
+    let me: Value = call(&app, Method::GET, "/auth/me", &a.token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_org: uuid::Uuid = me["organization"]["id"].as_str().unwrap().parse().unwrap();
+    let a_job = app
+        .components
+        .jobs
+        .enqueue(
+            ruleiq_jobs::kinds::CANARY,
+            json!({"message": "a"}),
+            Some(a_org),
+            1,
+        )
+        .await
+        .unwrap();
+    let seen = call(&app, Method::GET, &format!("/jobs/{a_job}"), &a.token, None).await;
+    assert_eq!(seen.status(), StatusCode::OK, "A sees its own job");
 
     let before = snapshot(&app, &a).await;
-    for attempt in attempts_on(&a_member.id) {
+    for attempt in attempts_on(&a_member.id, &a_job.to_string()) {
         let res = call(
             &app,
             attempt.method.clone(),

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod jobs;
 pub mod organization;
 pub mod rbac;
 #[cfg(test)]
@@ -56,6 +57,7 @@ use crate::{
     tags(
         (name = "health", description = "Liveness, readiness and component health"),
         (name = "identity", description = "Accounts, sign-in, sessions, roles and the audit trail"),
+        (name = "jobs", description = "Background jobs of the organisation"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -89,6 +91,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(rbac::router())
         .merge(organization::router())
         .merge(users::router())
+        .merge(jobs::router())
         .merge(audit::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, api)
 }
