@@ -160,6 +160,59 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// An address range: one address, or `address/prefix-length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Parses `10.0.0.1`, `10.0.0.0/8` or `fd00::/8`.
+    ///
+    /// # Errors
+    /// A message for anything else.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}` has a bad prefix length"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is in the range.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 /// HTTP server settings.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -177,6 +230,8 @@ pub struct ServerSettings {
     pub embedded_worker: bool,
     /// The queue jobs travel on. Deployments sharing one Redis keep apart by name.
     pub job_queue_name: String,
+    /// Proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 /// Database settings.
@@ -571,6 +626,14 @@ impl Settings {
             None => format!("http://{bind_address}:{}", raw.port),
         };
 
+        let trusted_proxies = raw
+            .trusted_proxies
+            .0
+            .iter()
+            .map(|s| IpRange::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| ConfigError::invalid("TRUSTED_PROXIES", m))?;
+
         let settings = Settings {
             environment,
             debug: raw.debug.0,
@@ -589,6 +652,7 @@ impl Settings {
                 run_migrations: raw.run_migrations.0,
                 embedded_worker: raw.embedded_worker.0,
                 job_queue_name,
+                trusted_proxies,
             },
             database: DatabaseSettings {
                 url: database_url,

@@ -51,6 +51,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "SMTP_URL",
     "MAIL_FROM",
     "PUBLIC_URL",
+    "TRUSTED_PROXIES",
 ];
 
 /// Raw, unvalidated settings. Defaults here are the development defaults.
@@ -97,6 +98,7 @@ pub struct RawSettings {
     pub smtp_url: Option<Text>,
     pub mail_from: Text,
     pub public_url: Option<Text>,
+    pub trusted_proxies: List,
 }
 
 impl Default for RawSettings {
@@ -149,6 +151,7 @@ impl Default for RawSettings {
             smtp_url: None,
             mail_from: Text("ruleIQ <no-reply@ruleiq.localhost>".into()),
             public_url: None,
+            trusted_proxies: List(Vec::new()),
         }
     }
 }

@@ -83,6 +83,7 @@ fn invalid_values_name_the_variable() {
         ("SMTP_URL", "http://mail.example", "SMTP_URL"),
         ("MAIL_FROM", "nobody", "MAIL_FROM"),
         ("PUBLIC_URL", "ftp://ruleiq.example", "PUBLIC_URL"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES"),
     ] {
         Jail::expect_with(|jail| {
             jail.set_env(var, value);
@@ -222,4 +223,23 @@ fn generated_secrets_have_the_roadmap_shapes() {
     assert_eq!(g.secret_key.len(), 50);
     assert_eq!(g.database_password.len(), 32, "24 bytes, base64url");
     assert_ne!(secrets::generate().jwt_secret_key, g.jwt_secret_key);
+}
+
+#[test]
+fn address_ranges_contain_what_they_should() {
+    let r = IpRange::parse("10.0.0.0/8").unwrap();
+    assert!(r.contains("10.1.2.3".parse().unwrap()));
+    assert!(!r.contains("11.0.0.1".parse().unwrap()));
+    let one = IpRange::parse("127.0.0.1").unwrap();
+    assert!(one.contains("127.0.0.1".parse().unwrap()));
+    assert!(!one.contains("127.0.0.2".parse().unwrap()));
+    let v6 = IpRange::parse("fd00::/8").unwrap();
+    assert!(v6.contains("fd12::1".parse().unwrap()));
+    assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+    assert!(
+        IpRange::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap())
+    );
+    assert!(IpRange::parse("nonsense").is_err());
 }

@@ -8,7 +8,7 @@ use ruleiq_services::{
     audit::ClientInfo,
     identity::{Authenticated, Principal},
 };
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::{problem::ApiError, state::AppState};
 
@@ -54,18 +54,55 @@ impl FromRequestParts<AppState> for CurrentAccount {
     }
 }
 
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy
+/// (`TRUSTED_PROXIES`), the nearest address in `X-Forwarded-For` that is not one.
+#[must_use]
+pub fn client_ip(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ruleiq_config::IpRange],
+) -> Option<IpAddr> {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    // Walk back from the proxy nearest us; the first untrusted hop is the client.
+    Some(
+        forwarded
+            .iter()
+            .rev()
+            .copied()
+            .find(|ip| !is_trusted(*ip))
+            .or_else(|| forwarded.first().copied())
+            .unwrap_or(peer),
+    )
+}
+
 /// Where the request came from, for the audit trail.
 #[derive(Debug, Clone)]
 pub struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(
+            &parts.extensions,
+            &parts.headers,
+            &state.settings.server.trusted_proxies,
+        )
+        .map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -8,13 +8,13 @@
 //! the window resets); a refusal is a 429 problem with `Retry-After`.
 
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use ruleiq_services::ratelimit::Decision;
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use crate::{problem::Problem, state::AppState};
 
@@ -85,10 +85,12 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(class) = classify(&state.settings.server.api_v1_prefix, &route) else {
         return next.run(req).await;
     };
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let ip = crate::extract::client_ip(
+        req.extensions(),
+        req.headers(),
+        &state.settings.server.trusted_proxies,
+    )
+    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let user = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -227,3 +227,53 @@ async fn when_redis_goes_away_limits_continue_in_memory_and_health_says_so() {
     assert_eq!(health["checks"]["redis"]["rate_limits"], "memory");
     assert!(health["checks"]["redis"]["error"].is_string());
 }
+
+async fn failed_login_from(app: &TestApp, forwarded: &str) -> StatusCode {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"email": "nobody@example.co.uk", "password": "whatever whatever"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    // Untrusted: X-Forwarded-For is ignored, every request is the peer's.
+    let app = TestApp::spawn_with(auth_limit(1)).await;
+    assert_eq!(
+        failed_login_from(&app, "203.0.113.1").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        failed_login_from(&app, "203.0.113.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Trusted loopback proxy: each client behind it has its own budget, and the nearest
+    // untrusted hop is the client even when it spoofs an earlier one.
+    let app = TestApp::spawn_with(|raw| {
+        raw.auth_rate_limit_per_minute = 1;
+        raw.trusted_proxies =
+            ruleiq_config::raw::List(vec!["127.0.0.1".into(), "10.0.0.0/8".into()]);
+    })
+    .await;
+    assert_eq!(
+        failed_login_from(&app, "203.0.113.1").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        failed_login_from(&app, "203.0.113.2").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        failed_login_from(&app, "198.51.100.9, 203.0.113.1, 10.1.1.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        failed_login_from(&app, "203.0.113.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
