@@ -12,7 +12,7 @@ use ruleiq_core::{Permission, Role};
 use ruleiq_services::identity::{IdentityError, MemberChange};
 use serde::Deserialize;
 
-use super::{Layout, NavUser, Viewer};
+use super::{Chrome, EXPIRED_FORM, Viewer, form_error};
 use crate::{extract::Client, state::AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -26,34 +26,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/audit", get(audit_page))
 }
 
-const EXPIRED_FORM: &str = "Your form had expired; please try again.";
-
-fn sentence(e: &IdentityError) -> String {
-    let text = match e {
-        IdentityError::Invalid { field, message } => {
-            format!("{}: {message}", field.replace('_', " "))
-        }
-        IdentityError::Database(_) | IdentityError::Internal(_) => {
-            tracing::error!(error = %e, "page action failed");
-            "something went wrong on our side; please try again".into()
-        }
-        other => other.to_string(),
-    };
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect::<String>() + ".")
-        .unwrap_or_default()
-}
-
 #[derive(Template)]
 #[template(path = "account/index.html")]
 struct AccountPage {
-    css_href: &'static str,
-    version: &'static str,
-    user: Option<NavUser>,
-    csrf: String,
-    flash: Option<String>,
+    chrome: Chrome,
     error: Option<String>,
     name: String,
     email: String,
@@ -64,13 +40,8 @@ struct AccountPage {
 
 fn account_view(viewer: &Viewer, error: Option<String>) -> Option<AccountPage> {
     let a = viewer.account.as_ref()?;
-    let l = Layout::new();
     Some(AccountPage {
-        css_href: l.css_href,
-        version: l.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
         error,
         name: a.account.full_name.clone(),
         email: a.account.email.clone(),
@@ -137,7 +108,7 @@ async fn change_password(
             let message = if matches!(e, IdentityError::BadCredentials) {
                 "Your current password is not right.".to_owned()
             } else {
-                sentence(&e)
+                form_error(&e).1
             };
             match account_view(&viewer, Some(message)) {
                 Some(page) => viewer.page(status, &page),
@@ -180,7 +151,7 @@ async fn rename(
         .await
     {
         Ok(_) => viewer.redirect("/account", Some("The organisation is renamed."), None),
-        Err(e) => match account_view(&viewer, Some(sentence(&e))) {
+        Err(e) => match account_view(&viewer, Some(form_error(&e).1)) {
             Some(page) => viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page),
             None => sign_in_first(&viewer),
         },
@@ -199,11 +170,7 @@ struct MemberRow {
 #[derive(Template)]
 #[template(path = "members/index.html")]
 struct MembersPage {
-    css_href: &'static str,
-    version: &'static str,
-    user: Option<NavUser>,
-    csrf: String,
-    flash: Option<String>,
+    chrome: Chrome,
     error: Option<String>,
     organization: String,
     members: Vec<MemberRow>,
@@ -230,7 +197,6 @@ async fn members_view(
         )
     })?;
     let me = account.principal.user_id.as_uuid();
-    let l = Layout::new();
     Ok((
         if error.is_some() {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -238,11 +204,7 @@ async fn members_view(
             StatusCode::OK
         },
         MembersPage {
-            css_href: l.css_href,
-            version: l.version,
-            user: viewer.nav_user(),
-            csrf: viewer.csrf.clone(),
-            flash: viewer.flash.clone(),
+            chrome: viewer.chrome(),
             error,
             organization: account.account.organization_name.clone(),
             members: rows
@@ -303,7 +265,7 @@ async fn invite(
             Some(&format!("Invitation sent to {}.", sent.invitation.email)),
             None,
         ),
-        Err(e) => match members_view(&state, &viewer, Some(sentence(&e))).await {
+        Err(e) => match members_view(&state, &viewer, Some(form_error(&e).1)).await {
             Ok((status, page)) => viewer.page(status, &page),
             Err(response) => response,
         },
@@ -355,7 +317,7 @@ async fn update_member(
             Some(&format!("Saved {}.", user.full_name)),
             None,
         ),
-        Err(e) => match members_view(&state, &viewer, Some(sentence(&e))).await {
+        Err(e) => match members_view(&state, &viewer, Some(form_error(&e).1)).await {
             Ok((status, page)) => viewer.page(status, &page),
             Err(response) => response,
         },
@@ -373,11 +335,7 @@ struct AuditRow {
 #[derive(Template)]
 #[template(path = "audit/index.html")]
 struct AuditPage {
-    css_href: &'static str,
-    version: &'static str,
-    user: Option<NavUser>,
-    csrf: String,
-    flash: Option<String>,
+    chrome: Chrome,
     valid: bool,
     checked: u64,
     broken: String,
@@ -409,13 +367,8 @@ async fn audit_page(State(state): State<AppState>, viewer: Viewer) -> Response {
             );
         }
     };
-    let l = Layout::new();
     let page = AuditPage {
-        css_href: l.css_href,
-        version: l.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
         valid: report.valid,
         checked: report.entries_checked,
         broken: report

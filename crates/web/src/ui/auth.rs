@@ -11,7 +11,7 @@ use axum::{
 use ruleiq_services::identity::{IdentityError, RegisterInput};
 use serde::Deserialize;
 
-use super::{Layout, NavUser, Viewer};
+use super::{Chrome, EXPIRED_FORM, Viewer, form_error};
 use crate::{extract::Client, state::AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -21,28 +21,17 @@ pub(super) fn router() -> Router<AppState> {
         .route("/sign-out", post(sign_out))
 }
 
-const EXPIRED_FORM: &str = "Your form had expired; please try again.";
-
 #[derive(Template)]
 #[template(path = "auth/sign_in.html")]
 struct SignInPage {
-    css_href: &'static str,
-    version: &'static str,
-    user: Option<NavUser>,
-    csrf: String,
-    flash: Option<String>,
+    chrome: Chrome,
     error: Option<String>,
     email: String,
 }
 
 fn sign_in_view(viewer: &Viewer, error: Option<String>, email: String) -> SignInPage {
-    let layout = Layout::new();
     SignInPage {
-        css_href: layout.css_href,
-        version: layout.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
         error,
         email,
     }
@@ -89,38 +78,14 @@ async fn sign_in(
 }
 
 fn failed(viewer: &Viewer, e: &IdentityError, email: String) -> Response {
-    let status = match e {
-        IdentityError::Locked { .. } => StatusCode::LOCKED,
-        IdentityError::Database(_) | IdentityError::Internal(_) => {
-            tracing::error!(error = %e, "sign-in failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-        _ => StatusCode::UNAUTHORIZED,
-    };
-    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-        "Something went wrong on our side; please try again.".to_owned()
-    } else {
-        capitalise(&e.to_string())
-    };
+    let (status, message) = form_error(e);
     viewer.page(status, &sign_in_view(viewer, Some(message), email))
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect::<String>() + ".")
-        .unwrap_or_default()
 }
 
 #[derive(Template)]
 #[template(path = "auth/register.html")]
 struct RegisterPage {
-    css_href: &'static str,
-    version: &'static str,
-    user: Option<NavUser>,
-    csrf: String,
-    flash: Option<String>,
+    chrome: Chrome,
     error: Option<String>,
     email: String,
     full_name: String,
@@ -142,13 +107,8 @@ struct RegisterForm {
 }
 
 fn register_view(viewer: &Viewer, error: Option<String>, form: &RegisterForm) -> RegisterPage {
-    let layout = Layout::new();
     RegisterPage {
-        css_href: layout.css_href,
-        version: layout.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
         error,
         email: form.email.clone(),
         full_name: form.full_name.clone(),
@@ -190,25 +150,8 @@ async fn register(
             Some(&token),
         ),
         Err(e) => {
-            let status = match &e {
-                IdentityError::EmailTaken => StatusCode::CONFLICT,
-                IdentityError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => {
-                    tracing::error!(error = %e, "registration failed");
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            };
-            let message = match &e {
-                IdentityError::Invalid { field, message } => {
-                    format!("{}: {message}.", field.replace('_', " "))
-                }
-                IdentityError::EmailTaken => capitalise(&e.to_string()),
-                _ => "Something went wrong on our side; please try again.".into(),
-            };
-            viewer.page(
-                status,
-                &register_view(&viewer, Some(capitalise(&message)), &form),
-            )
+            let (status, message) = form_error(&e);
+            viewer.page(status, &register_view(&viewer, Some(message), &form))
         }
     }
 }

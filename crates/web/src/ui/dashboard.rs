@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::{Router, http::StatusCode, response::Response, routing::get};
 
-use super::{Layout, NavUser, Viewer};
+use super::{Chrome, Viewer};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -13,11 +13,7 @@ pub(super) fn router() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "dashboard/index.html")]
 struct DashboardPage {
-    css_href: &'static str,
-    version: &'static str,
-    user: Option<NavUser>,
-    csrf: String,
-    flash: Option<String>,
+    chrome: Chrome,
     name: String,
     organization: String,
     role: String,
@@ -27,13 +23,8 @@ async fn index(viewer: Viewer) -> Response {
     let Some(account) = &viewer.account else {
         return viewer.redirect("/sign-in", Some("Please sign in first."), None);
     };
-    let layout = Layout::new();
     let page = DashboardPage {
-        css_href: layout.css_href,
-        version: layout.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
         name: account.account.full_name.clone(),
         organization: account.account.organization_name.clone(),
         role: account.principal.role.as_str().replace('_', " "),

@@ -18,7 +18,7 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
 };
-use ruleiq_services::identity::Authenticated;
+use ruleiq_services::identity::{Authenticated, IdentityError};
 use std::sync::OnceLock;
 
 use crate::state::{AppState, VERSION};
@@ -178,6 +178,17 @@ pub(crate) struct NavUser {
 }
 
 impl Viewer {
+    /// The layout's part of a page for this viewer.
+    pub(crate) fn chrome(&self) -> Chrome {
+        Chrome {
+            css_href: css_href(),
+            version: VERSION,
+            user: self.nav_user(),
+            csrf: self.csrf.clone(),
+            flash: self.flash.clone(),
+        }
+    }
+
     pub(crate) fn nav_user(&self) -> Option<NavUser> {
         self.account.as_ref().map(|a| NavUser {
             name: a.account.full_name.clone(),
@@ -264,17 +275,49 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Fields every page's layout needs.
-pub(crate) struct Layout {
+/// What the layout of every page shows: the stylesheet, the version, who is signed in,
+/// the CSRF token its forms carry, and the flash message.
+pub(crate) struct Chrome {
     pub css_href: &'static str,
     pub version: &'static str,
+    pub user: Option<NavUser>,
+    pub csrf: String,
+    pub flash: Option<String>,
 }
 
-impl Layout {
-    pub(crate) fn new() -> Self {
-        Self {
-            css_href: css_href(),
-            version: VERSION,
+/// The sentence to show on a form for a failed action.
+pub(crate) const EXPIRED_FORM: &str = "Your form had expired; please try again.";
+
+/// The status and the sentence (capitalised, one full stop) for a failed form.
+pub(crate) fn form_error(e: &IdentityError) -> (StatusCode, String) {
+    let status = match e {
+        IdentityError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        IdentityError::EmailTaken | IdentityError::Conflict(_) => StatusCode::CONFLICT,
+        IdentityError::BadCredentials
+        | IdentityError::InvalidToken
+        | IdentityError::RefreshReused
+        | IdentityError::Deactivated => StatusCode::UNAUTHORIZED,
+        IdentityError::Locked { .. } => StatusCode::LOCKED,
+        IdentityError::NotFound(_) => StatusCode::NOT_FOUND,
+        IdentityError::NotAllowed(_) => StatusCode::FORBIDDEN,
+        IdentityError::Database(_) | IdentityError::Internal(_) => {
+            tracing::error!(error = %e, "page action failed");
+            StatusCode::INTERNAL_SERVER_ERROR
         }
-    }
+    };
+    let text = match e {
+        IdentityError::Invalid { field, message } => {
+            format!("{}: {message}", field.replace('_', " "))
+        }
+        IdentityError::Database(_) | IdentityError::Internal(_) => {
+            "something went wrong on our side; please try again".into()
+        }
+        other => other.to_string(),
+    };
+    let mut chars = text.trim_end_matches('.').chars();
+    let sentence = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect::<String>() + ".")
+        .unwrap_or_default();
+    (status, sentence)
 }

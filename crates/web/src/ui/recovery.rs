@@ -8,10 +8,10 @@ use axum::{
     response::Response,
     routing::get,
 };
-use ruleiq_services::identity::{AcceptInput, IdentityError};
+use ruleiq_services::identity::AcceptInput;
 use serde::Deserialize;
 
-use super::{Layout, NavUser, Viewer};
+use super::{Chrome, EXPIRED_FORM, Viewer, form_error};
 use crate::{extract::Client, state::AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -21,19 +21,13 @@ pub(super) fn router() -> Router<AppState> {
         .route("/accept-invitation", get(accept_page).post(accept))
 }
 
-const EXPIRED_FORM: &str = "Your form had expired; please try again.";
-
 /// Common fields of every page's layout.
 macro_rules! page_struct {
     ($name:ident, $path:literal { $($field:ident : $ty:ty),* $(,)? }) => {
         #[derive(Template)]
         #[template(path = $path)]
         struct $name {
-            css_href: &'static str,
-            version: &'static str,
-            user: Option<NavUser>,
-            csrf: String,
-            flash: Option<String>,
+            chrome: Chrome,
             $($field: $ty,)*
         }
     };
@@ -50,13 +44,8 @@ struct TokenQuery {
 }
 
 async fn forgot_page(viewer: Viewer) -> Response {
-    let l = Layout::new();
     let page = ForgotPage {
-        css_href: l.css_href,
-        version: l.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
     };
     viewer.page(StatusCode::OK, &page)
 }
@@ -89,13 +78,8 @@ async fn forgot(
 }
 
 fn reset_view(viewer: &Viewer, error: Option<String>, token: String) -> ResetPage {
-    let l = Layout::new();
     ResetPage {
-        css_href: l.css_href,
-        version: l.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
         error,
         token,
     }
@@ -142,43 +126,14 @@ async fn reset(
     }
 }
 
-/// The status and sentence for a failed form.
-fn form_error(e: &IdentityError) -> (StatusCode, String) {
-    let (status, message) = match e {
-        IdentityError::Invalid { field, message } => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{}: {message}.", field.replace('_', " ")),
-        ),
-        IdentityError::EmailTaken => (StatusCode::CONFLICT, format!("{e}.")),
-        _ => {
-            tracing::error!(error = %e, "form failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side; please try again.".into(),
-            )
-        }
-    };
-    let mut chars = message.chars();
-    let capitalised = chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default();
-    (status, capitalised)
-}
-
 fn accept_view(
     viewer: &Viewer,
     error: Option<String>,
     token: String,
     full_name: String,
 ) -> AcceptPage {
-    let l = Layout::new();
     AcceptPage {
-        css_href: l.css_href,
-        version: l.version,
-        user: viewer.nav_user(),
-        csrf: viewer.csrf.clone(),
-        flash: viewer.flash.clone(),
+        chrome: viewer.chrome(),
         error,
         token,
         full_name,
