@@ -80,6 +80,16 @@ id_type!(
     UserId
 );
 
+id_type!(
+    /// A framework of the library, or one an organisation imported.
+    FrameworkId
+);
+
+id_type!(
+    /// A control (requirement) of a framework.
+    ControlId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

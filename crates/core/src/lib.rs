@@ -4,11 +4,15 @@
 //! construct any value here without a database.
 
 pub mod clock;
+pub mod compliance;
 pub mod email;
 pub mod ids;
+pub mod profile;
 pub mod roles;
 
 pub use clock::{Clock, SystemClock};
 pub use email::Email;
-pub use ids::{JobId, OrganizationId, UserId};
+pub use compliance::{Criticality, Relation};
+pub use ids::{ControlId, FrameworkId, JobId, OrganizationId, UserId};
+pub use profile::BusinessProfile;
 pub use roles::{Permission, Role};

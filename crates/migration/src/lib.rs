@@ -11,6 +11,8 @@ mod m20261125_000002_create_job_runs;
 mod m20261125_000003_create_identity;
 mod m20261125_000004_create_invitations;
 mod m20261125_000005_create_password_resets;
+mod m20261126_000006_create_frameworks;
+mod m20261126_000007_create_business_profiles;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_identity::Migration),
             Box::new(m20261125_000004_create_invitations::Migration),
             Box::new(m20261125_000005_create_password_resets::Migration),
+            Box::new(m20261126_000006_create_frameworks::Migration),
+            Box::new(m20261126_000007_create_business_profiles::Migration),
         ]
     }
 }

@@ -58,8 +58,14 @@ enum Command {
     /// Apply, roll back or list schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
-    /// Write reference data (roles and their permissions). Safe to run again.
+    /// Write reference data (roles and the framework library). Safe to run again.
     Seed,
+    /// The framework library: list, import and export OSCAL catalogs.
+    #[command(subcommand)]
+    Frameworks(FrameworksCommand),
+    /// Check the content files (frameworks, questions, mappings) without a database.
+    #[command(subcommand)]
+    Content(ContentCommand),
     /// Generate secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -73,6 +79,35 @@ enum Command {
     /// Operator tasks.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum FrameworksCommand {
+    /// List the library's frameworks with their control counts.
+    List,
+    /// Import an OSCAL 1.x catalog (JSON) into the shared library, for every
+    /// organisation on this installation.
+    Import {
+        /// The catalog file.
+        file: PathBuf,
+    },
+    /// Write a library framework as an OSCAL 1.1 catalog.
+    Export {
+        /// The framework's slug (see `ruleiq frameworks list`) or id.
+        framework: String,
+        /// Write here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContentCommand {
+    /// Validate every content file; prints what is wrong with file, line and field.
+    Check {
+        /// A content/ directory (default: the content built into this binary).
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +269,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     let mut settings = Settings::load(&overrides).map_err(|e| Failure::Usage(e.to_string()))?;
 
+    if let Command::Content(ContentCommand::Check { dir }) = &command {
+        return content_check(dir.as_deref());
+    }
+
     if let Command::Openapi = command {
         let doc = ruleiq_web::openapi(&settings.server.api_v1_prefix);
         let json = doc
@@ -265,11 +304,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Worker(args) => worker(settings, args).await,
             Command::Migrate(cmd) => migrate(settings, cmd).await,
             Command::Seed => seed(settings).await,
+            Command::Frameworks(cmd) => frameworks(settings, cmd).await,
             Command::Verify => verify(settings).await,
             Command::Jobs(JobsCommand::Test(args)) => jobs_test(settings, args).await,
             Command::Jobs(JobsCommand::List(args)) => jobs_list(settings, args).await,
             Command::Admin(AdminCommand::Create(args)) => admin_create(settings, args).await,
-            Command::Secrets(_) | Command::Openapi => Ok(()),
+            Command::Secrets(_) | Command::Openapi | Command::Content(_) => Ok(()),
         }
     })
 }
@@ -409,7 +449,141 @@ async fn seed(settings: Settings) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Failed(format!("seeding failed: {e}")))?;
     println!("seeded {} roles", report.roles);
+    let l = &report.library;
+    println!(
+        "{} framework library: {} frameworks, {} controls, {} shared questions, {} mappings",
+        if l.changed { "loaded" } else { "unchanged" },
+        l.frameworks,
+        l.controls,
+        l.questions,
+        l.mappings
+    );
     Ok(())
+}
+
+fn content_check(dir: Option<&std::path::Path>) -> Result<(), Failure> {
+    use ruleiq_services::frameworks::content;
+    let files = match dir {
+        Some(d) => {
+            if !d.is_dir() {
+                return Err(Failure::Usage(format!(
+                    "{} is not a directory; pass the content/ directory",
+                    d.display()
+                )));
+            }
+            content::files_in(d).map_err(|e| Failure::Failed(e.to_string()))?
+        }
+        None => content::embedded_files(),
+    };
+    let library = content::load(&files).map_err(|e| Failure::Failed(e.to_string()))?;
+    for f in &library.frameworks {
+        println!(
+            "ok   {:<18} {:>4} controls  {} (content v{})",
+            f.slug,
+            f.controls.len(),
+            f.version,
+            f.content_version
+        );
+    }
+    println!(
+        "ok   {} shared questions, {} mapping files ({} pairs)",
+        library.questions.len(),
+        library.mappings.len(),
+        library.mappings.iter().map(|m| m.mappings.len()).sum::<usize>()
+    );
+    Ok(())
+}
+
+async fn ready_database(settings: &Settings) -> Result<ruleiq_db::DatabaseConnection, Failure> {
+    let db = ruleiq_db::connect(&settings.database)
+        .await
+        .map_err(StartupError::from)?;
+    let pending = ruleiq_db::migrations_pending(&db)
+        .await
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    if !pending.is_empty() {
+        return Err(Failure::Failed(format!(
+            "{} migrations are pending; run `ruleiq migrate up` first",
+            pending.len()
+        )));
+    }
+    Ok(db)
+}
+
+async fn frameworks(settings: Settings, cmd: FrameworksCommand) -> Result<(), Failure> {
+    use ruleiq_services::frameworks::{
+        Catalog,
+        oscal::{self, ImportError},
+    };
+    let db = ready_database(&settings).await?;
+    let catalog = Catalog::new(db.clone());
+    match cmd {
+        FrameworksCommand::List => {
+            let list = catalog
+                .list(None)
+                .await
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            if list.is_empty() {
+                println!("the library is empty; run `ruleiq seed`");
+            }
+            for f in list {
+                println!(
+                    "{:<28} {:>5} controls  {} ({})",
+                    f.slug, f.control_count, f.name, f.source
+                );
+            }
+            Ok(())
+        }
+        FrameworksCommand::Import { file } => {
+            let body = std::fs::read(&file).map_err(|e| {
+                Failure::Usage(format!("cannot read {}: {e}", file.display()))
+            })?;
+            let imported = oscal::import(&db, None, &body, chrono::Utc::now())
+                .await
+                .map_err(|e| match e {
+                    ImportError::Invalid { path, message } => Failure::Failed(format!(
+                        "{} is not a valid OSCAL catalog: {path}: {message}",
+                        file.display()
+                    )),
+                    other => Failure::Failed(other.to_string()),
+                })?;
+            println!(
+                "imported {} as {} ({} controls in {} groups, {} mappings)",
+                file.display(),
+                imported.slug,
+                imported.controls,
+                imported.groups,
+                imported.mappings
+            );
+            Ok(())
+        }
+        FrameworksCommand::Export { framework, output } => {
+            let f = catalog
+                .find_model(None, &framework)
+                .await
+                .map_err(|e| Failure::Failed(e.to_string()))?
+                .ok_or_else(|| {
+                    Failure::Failed(format!(
+                        "no library framework {framework:?}; `ruleiq frameworks list` shows them"
+                    ))
+                })?;
+            let doc = oscal::export(&db, None, &f)
+                .await
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            let json = serde_json::to_string_pretty(&doc)
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, json + "\n").map_err(|e| {
+                        Failure::Failed(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => println!("{json}"),
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn verify(settings: Settings) -> Result<(), Failure> {

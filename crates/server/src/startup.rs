@@ -8,6 +8,9 @@ use ruleiq_jobs::{ApalisQueue, queue::QueueSetupError};
 use ruleiq_migration::{Migrator, MigratorTrait};
 use ruleiq_services::{
     audit::Audit,
+    frameworks::Catalog,
+    profiles::Profiles,
+    search::{DbSearchIndex, SearchIndex},
     identity::Identity,
     jobs::{Jobs, RetryPolicy},
     mail::{LogMailer, Mailer, SmtpMailer},
@@ -31,7 +34,7 @@ pub enum StartupError {
     )]
     MigrationsPending(usize),
     #[error("seeding reference data failed: {0}")]
-    Seed(ruleiq_db::DbErr),
+    Seed(ruleiq_services::seed::SeedError),
     #[error(transparent)]
     Queue(#[from] QueueSetupError),
     #[error("cannot listen on {addr}: {source}; set PORT or BIND_ADDRESS to a free address")]
@@ -188,6 +191,9 @@ impl Application {
         .with_rate_limiter(limiter.clone());
         let identity = components.identity()?;
         let audit = identity.audit().clone();
+        let catalog = Catalog::new(components.db.clone());
+        let profiles = Profiles::new(components.db.clone(), audit.clone(), components.clock.clone());
+        let search: Arc<dyn SearchIndex> = Arc::new(DbSearchIndex::new(components.db.clone()));
         let state = AppState::new(AppParts {
             settings: settings.clone(),
             db: components.db.clone(),
@@ -195,6 +201,9 @@ impl Application {
             monitor,
             identity,
             audit,
+            catalog,
+            profiles,
+            search,
             limiter,
             metrics: Metrics::new(),
             started_at,

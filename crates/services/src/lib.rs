@@ -2,9 +2,12 @@
 //! repositories in `ruleiq-db` and enqueue work through the [`jobs::JobQueue`] trait.
 
 pub mod audit;
+pub mod frameworks;
 pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod monitoring;
+pub mod profiles;
 pub mod ratelimit;
+pub mod search;
 pub mod seed;

@@ -3,7 +3,8 @@
 use ruleiq_config::Settings;
 use ruleiq_db::DatabaseConnection;
 use ruleiq_services::{
-    audit::Audit, identity::Identity, jobs::Jobs, monitoring::Monitor, ratelimit::RateLimiter,
+    audit::Audit, frameworks::Catalog, identity::Identity, jobs::Jobs, monitoring::Monitor,
+    profiles::Profiles, ratelimit::RateLimiter, search::SearchIndex,
 };
 use std::{ops::Deref, sync::Arc, time::Instant};
 
@@ -19,6 +20,9 @@ pub struct AppParts {
     pub monitor: Monitor,
     pub identity: Identity,
     pub audit: Audit,
+    pub catalog: Catalog,
+    pub profiles: Profiles,
+    pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Metrics,
     pub started_at: Instant,

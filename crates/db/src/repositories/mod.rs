@@ -1,6 +1,9 @@
 //! Queries, one module per domain. Each function takes any connection or transaction.
 
 pub mod audit;
+pub mod frameworks;
 pub mod identity;
 pub mod jobs;
+pub mod profiles;
+pub mod search;
 pub mod roles;

@@ -2,10 +2,12 @@
 
 pub mod audit;
 pub mod auth;
+pub mod frameworks;
 pub mod health;
 pub mod jobs;
 pub mod organization;
 pub mod rbac;
+pub mod search;
 #[cfg(test)]
 mod tests;
 pub mod users;
@@ -58,6 +60,7 @@ use crate::{
         (name = "health", description = "Liveness, readiness and component health"),
         (name = "identity", description = "Accounts, sign-in, sessions, roles and the audit trail"),
         (name = "jobs", description = "Background jobs of the organisation"),
+        (name = "frameworks", description = "The framework library, mappings, applicability, OSCAL exchange and search"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -86,6 +89,8 @@ impl utoipa::Modify for BearerAuth {
 /// The API routes with their OpenAPI description, under `prefix`.
 fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
+        .merge(frameworks::router())
+        .merge(search::router())
         .merge(health::router())
         .merge(auth::router())
         .merge(rbac::router())
@@ -114,6 +119,10 @@ pub fn router(state: AppState) -> Router {
     // `/api/*` is never cached by browsers or CDNs (roadmap: CDN page rules).
     let api = api
         .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::limit))
+        // JSON bodies stay small; the catalog import reads its own, larger, limit.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            settings.server.max_json_body_size,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -159,7 +168,9 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
                 settings.server.request_timeout,
             ))
             .layer(RequestBodyLimitLayer::new(
-                settings.server.max_json_body_size,
+                settings.server.max_json_body_size.max(
+                    usize::try_from(settings.uploads.max_upload_size).unwrap_or(usize::MAX),
+                ),
             ))
             .layer(CatchPanicLayer::custom(panic_response)),
     )

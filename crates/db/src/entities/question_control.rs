@@ -1,0 +1,18 @@
+//! `question_controls`: which controls each question evidences.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "question_controls")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub question_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub control_id: Uuid,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

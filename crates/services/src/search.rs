@@ -1,0 +1,420 @@
+//! Search across everything a user can reach: controls now, evidence and policies as
+//! they arrive. Behind [`SearchIndex`] so the store can change without touching
+//! callers; the database-backed index works the same on both engines and with any
+//! number of server instances, because the index lives in the database.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ruleiq_db::{DatabaseConnection, DbErr, entities::search_document, repositories::search as repo};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchKind {
+    Control,
+    Evidence,
+    Policy,
+}
+
+impl SearchKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Control => "control",
+            Self::Evidence => "evidence",
+            Self::Policy => "policy",
+        }
+    }
+
+    /// Parses `control`, `evidence` or `policy`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Control, Self::Evidence, Self::Policy]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A thing to make findable.
+#[derive(Debug, Clone)]
+pub struct SearchDocument {
+    /// `None` for library content every organisation sees.
+    pub organization_id: Option<Uuid>,
+    pub kind: SearchKind,
+    pub subject_id: Uuid,
+    pub framework_slug: Option<String>,
+    pub title: String,
+    pub body: String,
+}
+
+impl SearchDocument {
+    /// The stored row.
+    #[must_use]
+    pub fn into_row(self, now: DateTime<Utc>) -> search_document::Model {
+        let search_text = normalise(&format!("{}\n{}", self.title, self.body));
+        search_document::Model {
+            id: Uuid::now_v7(),
+            organization_id: self.organization_id,
+            kind: self.kind.as_str().to_owned(),
+            subject_id: self.subject_id,
+            framework_slug: self.framework_slug,
+            title: self.title,
+            body: self.body,
+            search_text,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// The searchable text of a control.
+#[must_use]
+pub fn control_body(description: &str, guidance: &str, questions: &[&str]) -> String {
+    let mut body = format!("{}\n{}", description.trim(), guidance.trim());
+    for q in questions {
+        body.push('\n');
+        body.push_str(q.trim());
+    }
+    body
+}
+
+fn normalise(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Lower-cased words; a document must contain all of them.
+    pub terms: Vec<String>,
+    pub kind: Option<SearchKind>,
+    pub limit: usize,
+}
+
+/// Why a query was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("type at least one letter or digit to search for")]
+    Empty,
+    #[error("keep the search under 200 characters")]
+    TooLong,
+}
+
+/// At most this many words count; the rest are ignored.
+const MAX_TERMS: usize = 8;
+
+impl SearchQuery {
+    /// Splits `q` into words. Anything but letters, digits, `.` and `-` separates
+    /// words, so SQL or search-engine syntax is just text here.
+    ///
+    /// # Errors
+    /// An empty or over-long query.
+    pub fn parse(q: &str, kind: Option<SearchKind>, limit: usize) -> Result<Self, QueryError> {
+        if q.chars().count() > 200 {
+            return Err(QueryError::TooLong);
+        }
+        let mut terms: Vec<String> = Vec::new();
+        for word in normalise(q).split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-')) {
+            let word = word.trim_matches(|c| c == '.' || c == '-');
+            if !word.is_empty() && !terms.iter().any(|t| t == word) && terms.len() < MAX_TERMS {
+                terms.push(word.to_owned());
+            }
+        }
+        if terms.is_empty() {
+            return Err(QueryError::Empty);
+        }
+        Ok(Self {
+            terms,
+            kind,
+            limit: limit.clamp(1, 50),
+        })
+    }
+
+    fn patterns(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .map(|t| {
+                let mut p = String::with_capacity(t.len() + 2);
+                p.push('%');
+                for ch in t.chars() {
+                    if matches!(ch, '%' | '_' | '\\') {
+                        p.push('\\');
+                    }
+                    p.push(ch);
+                }
+                p.push('%');
+                p
+            })
+            .collect()
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SearchHit {
+    pub kind: SearchKind,
+    pub id: Uuid,
+    pub title: String,
+    /// HTML-escaped text around the best match, with matches wrapped in `<mark>`.
+    pub snippet: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub framework_slug: Option<String>,
+    #[serde(skip)]
+    pub score: u32,
+}
+
+/// Where search results come from.
+#[async_trait]
+pub trait SearchIndex: Send + Sync + std::fmt::Debug {
+    /// Adds or refreshes documents.
+    async fn index(&self, docs: Vec<SearchDocument>) -> Result<(), DbErr>;
+    /// Forgets documents.
+    async fn remove(&self, kind: SearchKind, subjects: &[Uuid]) -> Result<(), DbErr>;
+    /// The best matches within the organisation's reach, best first.
+    async fn search(
+        &self,
+        organization_id: Option<Uuid>,
+        query: &SearchQuery,
+    ) -> Result<Vec<SearchHit>, DbErr>;
+}
+
+/// The index in the `search_documents` table.
+#[derive(Debug, Clone)]
+pub struct DbSearchIndex {
+    db: DatabaseConnection,
+}
+
+impl DbSearchIndex {
+    #[must_use]
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+/// Candidates examined per query before ranking.
+const CANDIDATES: u64 = 1_000;
+
+#[async_trait]
+impl SearchIndex for DbSearchIndex {
+    async fn index(&self, docs: Vec<SearchDocument>) -> Result<(), DbErr> {
+        let now = Utc::now();
+        repo::upsert(&self.db, docs.into_iter().map(|d| d.into_row(now)).collect()).await
+    }
+
+    async fn remove(&self, kind: SearchKind, subjects: &[Uuid]) -> Result<(), DbErr> {
+        repo::remove(&self.db, kind.as_str(), subjects).await
+    }
+
+    async fn search(
+        &self,
+        organization_id: Option<Uuid>,
+        query: &SearchQuery,
+    ) -> Result<Vec<SearchHit>, DbErr> {
+        let found = repo::candidates(
+            &self.db,
+            organization_id,
+            query.kind.map(SearchKind::as_str),
+            &query.patterns(),
+            CANDIDATES,
+        )
+        .await?;
+        let mut hits: Vec<SearchHit> = found
+            .into_iter()
+            .filter_map(|c| {
+                let kind = SearchKind::parse(&c.kind)?;
+                Some(SearchHit {
+                    kind,
+                    id: c.subject_id,
+                    score: score(&query.terms, &c.title, &c.body),
+                    snippet: snippet(&c.body, &query.terms),
+                    title: c.title,
+                    framework_slug: c.framework_slug,
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.title.cmp(&b.title)));
+        hits.truncate(query.limit);
+        Ok(hits)
+    }
+}
+
+/// Relevance: a match in the title counts far more than one in the body, an exact
+/// reference (`a.8.5`) most of all, and repeated body matches add with diminishing
+/// weight so a long text does not win by length alone.
+fn score(terms: &[String], title: &str, body: &str) -> u32 {
+    let title = title.to_lowercase();
+    let body = body.to_lowercase();
+    let reference = title.split_whitespace().next().unwrap_or("");
+    let mut total = 0u32;
+    for t in terms {
+        if reference == t {
+            total += 100;
+        }
+        let in_title = count(&title, t);
+        total += 20 * in_title.min(3);
+        if title
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == t.as_str())
+        {
+            total += 10;
+        }
+        let in_body = count(&body, t);
+        total += match in_body {
+            0 => 0,
+            1 => 4,
+            2..=3 => 6,
+            _ => 8,
+        };
+    }
+    total
+}
+
+fn count(haystack: &str, needle: &str) -> u32 {
+    u32::try_from(haystack.matches(needle).count()).unwrap_or(u32::MAX)
+}
+
+const SNIPPET_CHARS: usize = 180;
+
+/// The part of `body` around the first match, HTML-escaped, with every match of a
+/// term wrapped in `<mark>`.
+#[must_use]
+pub fn snippet(body: &str, terms: &[String]) -> String {
+    // ASCII lower-casing keeps byte offsets, so matches map back onto `body`.
+    let lower = body.to_ascii_lowercase();
+    let first = terms
+        .iter()
+        .filter_map(|t| lower.find(t.as_str()))
+        .min()
+        .unwrap_or(0);
+    let start = floor_boundary(body, first.saturating_sub(60));
+    let start = if start == 0 {
+        0
+    } else {
+        body[start..first]
+            .find(' ')
+            .map_or(start, |i| start + i + 1)
+    };
+    let mut end = start;
+    for (taken, (i, ch)) in body[start..].char_indices().enumerate() {
+        if taken >= SNIPPET_CHARS {
+            break;
+        }
+        end = start + i + ch.len_utf8();
+    }
+    if end < body.len()
+        && let Some(space) = body[start..end].rfind(' ')
+        && space > 0
+    {
+        end = start + space;
+    }
+    let window = &body[start..end];
+    let lower_window = &lower[start..end];
+    let mut marks: Vec<(usize, usize)> = Vec::new();
+    for t in terms {
+        let mut from = 0;
+        while let Some(i) = lower_window[from..].find(t.as_str()) {
+            let s = from + i;
+            marks.push((s, s + t.len()));
+            from = s + t.len().max(1);
+        }
+    }
+    marks.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (s, e) in marks {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let mut out = String::with_capacity(window.len() + 32);
+    if start > 0 {
+        out.push('…');
+    }
+    let mut at = 0;
+    for (s, e) in merged {
+        if !window.is_char_boundary(s) || !window.is_char_boundary(e) {
+            continue;
+        }
+        escape_into(&mut out, &window[at..s]);
+        out.push_str("<mark>");
+        escape_into(&mut out, &window[s..e]);
+        out.push_str("</mark>");
+        at = e;
+    }
+    escape_into(&mut out, &window[at..]);
+    if end < body.len() {
+        out.push('…');
+    }
+    out.replace('\n', " ")
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    for ch in text.chars() {
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_split_into_words_and_syntax_is_text() {
+        let q = SearchQuery::parse("MFA' OR 1=1; -- \"admin*\" A.8.5", None, 20).unwrap();
+        assert_eq!(q.terms, ["mfa", "or", "1", "admin", "a.8.5"]);
+        assert_eq!(
+            SearchQuery::parse("%_\\", None, 20).unwrap_err(),
+            QueryError::Empty
+        );
+        let p = SearchQuery::parse("50%_off", None, 5).unwrap();
+        assert_eq!(p.terms, ["50", "off"]);
+        assert!(SearchQuery::parse(&"x".repeat(201), None, 5).is_err());
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        let q = SearchQuery {
+            terms: vec!["a_b%c\\".into()],
+            kind: None,
+            limit: 5,
+        };
+        assert_eq!(q.patterns(), ["%a\\_b\\%c\\\\%"]);
+    }
+
+    #[test]
+    fn snippets_escape_and_mark_every_match() {
+        let body = "Use <b>multi-factor</b> authentication for admins. MFA stops most attacks.";
+        let s = snippet(body, &["mfa".into(), "admins".into()]);
+        assert_eq!(
+            s,
+            "Use &lt;b&gt;multi-factor&lt;/b&gt; authentication for <mark>admins</mark>. <mark>MFA</mark> stops most attacks."
+        );
+        let long = format!("{} needle {}", "word ".repeat(100), "tail ".repeat(100));
+        let s = snippet(&long, &["needle".into()]);
+        assert!(s.starts_with('…') && s.ends_with('…') && s.contains("<mark>needle</mark>"));
+    }
+
+    #[test]
+    fn references_and_titles_outrank_body_text() {
+        let terms = vec!["a.8.5".to_owned()];
+        assert!(score(&terms, "A.8.5 Secure authentication", "") > score(&terms, "A.5.1 Policies", "see a.8.5"));
+        let terms = vec!["backup".to_owned()];
+        assert!(score(&terms, "Backup", "x") > score(&terms, "Other", "backup backup backup backup"));
+    }
+}
