@@ -11,8 +11,8 @@ pub mod profile;
 pub mod roles;
 
 pub use clock::{Clock, SystemClock};
-pub use email::Email;
 pub use compliance::{Criticality, Relation};
+pub use email::Email;
 pub use ids::{ControlId, FrameworkId, JobId, OrganizationId, UserId};
 pub use profile::BusinessProfile;
 pub use roles::{Permission, Role};

@@ -41,7 +41,17 @@ impl Industry {
 
 /// How sensitive the data an organisation holds is, overall.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum DataSensitivity {
@@ -197,9 +207,11 @@ mod tests {
         p.country = "gbr".into();
         let fields: Vec<_> = p.problems().iter().map(|e| e.field).collect();
         assert_eq!(fields, ["company_name", "employee_count", "country"]);
-        assert!(BusinessProfile::minimal("Acme Ltd", Industry::Retail, 12)
-            .problems()
-            .is_empty());
+        assert!(
+            BusinessProfile::minimal("Acme Ltd", Industry::Retail, 12)
+                .problems()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -382,12 +382,10 @@ impl MigrationTrait for Migration {
                     .table(SearchDocuments::Table)
                     .col(uuid(SearchDocuments::Id).primary_key())
                     .col(uuid_null(SearchDocuments::OrganizationId))
-                    .col(
-                        string_len(SearchDocuments::Kind, 16).check(one_of(
-                            SearchDocuments::Kind,
-                            &["control", "evidence", "policy"],
-                        )),
-                    )
+                    .col(string_len(SearchDocuments::Kind, 16).check(one_of(
+                        SearchDocuments::Kind,
+                        &["control", "evidence", "policy"],
+                    )))
                     .col(uuid(SearchDocuments::SubjectId))
                     .col(string_len_null(SearchDocuments::FrameworkSlug, 120))
                     .col(text(SearchDocuments::Title))

@@ -489,7 +489,11 @@ fn content_check(dir: Option<&std::path::Path>) -> Result<(), Failure> {
         "ok   {} shared questions, {} mapping files ({} pairs)",
         library.questions.len(),
         library.mappings.len(),
-        library.mappings.iter().map(|m| m.mappings.len()).sum::<usize>()
+        library
+            .mappings
+            .iter()
+            .map(|m| m.mappings.len())
+            .sum::<usize>()
     );
     Ok(())
 }
@@ -535,9 +539,8 @@ async fn frameworks(settings: Settings, cmd: FrameworksCommand) -> Result<(), Fa
             Ok(())
         }
         FrameworksCommand::Import { file } => {
-            let body = std::fs::read(&file).map_err(|e| {
-                Failure::Usage(format!("cannot read {}: {e}", file.display()))
-            })?;
+            let body = std::fs::read(&file)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
             let imported = oscal::import(&db, None, &body, chrono::Utc::now())
                 .await
                 .map_err(|e| match e {
@@ -570,8 +573,8 @@ async fn frameworks(settings: Settings, cmd: FrameworksCommand) -> Result<(), Fa
             let doc = oscal::export(&db, None, &f)
                 .await
                 .map_err(|e| Failure::Failed(e.to_string()))?;
-            let json = serde_json::to_string_pretty(&doc)
-                .map_err(|e| Failure::Failed(e.to_string()))?;
+            let json =
+                serde_json::to_string_pretty(&doc).map_err(|e| Failure::Failed(e.to_string()))?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, json + "\n").map_err(|e| {

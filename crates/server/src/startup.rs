@@ -9,13 +9,13 @@ use ruleiq_migration::{Migrator, MigratorTrait};
 use ruleiq_services::{
     audit::Audit,
     frameworks::Catalog,
-    profiles::Profiles,
-    search::{DbSearchIndex, SearchIndex},
     identity::Identity,
     jobs::{Jobs, RetryPolicy},
     mail::{LogMailer, Mailer, SmtpMailer},
     monitoring::Monitor,
+    profiles::Profiles,
     ratelimit::{FallbackLimiter, MemoryLimiter, RateLimiter},
+    search::{DbSearchIndex, SearchIndex},
 };
 use ruleiq_web::{AppState, metrics::Metrics, state::AppParts};
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -192,7 +192,11 @@ impl Application {
         let identity = components.identity()?;
         let audit = identity.audit().clone();
         let catalog = Catalog::new(components.db.clone());
-        let profiles = Profiles::new(components.db.clone(), audit.clone(), components.clock.clone());
+        let profiles = Profiles::new(
+            components.db.clone(),
+            audit.clone(),
+            components.clock.clone(),
+        );
         let search: Arc<dyn SearchIndex> = Arc::new(DbSearchIndex::new(components.db.clone()));
         let state = AppState::new(AppParts {
             settings: settings.clone(),

@@ -71,8 +71,9 @@ impl Profiles {
         let row = repo::find(&self.db, org.as_uuid())
             .await?
             .ok_or(ProfileError::Missing)?;
-        let profile = serde_json::from_value(row.profile)
-            .map_err(|e| ProfileError::Db(DbErr::Custom(format!("stored profile unreadable: {e}"))))?;
+        let profile = serde_json::from_value(row.profile).map_err(|e| {
+            ProfileError::Db(DbErr::Custom(format!("stored profile unreadable: {e}")))
+        })?;
         Ok(SavedProfile {
             profile,
             updated_at: row.updated_at,
@@ -115,7 +116,11 @@ impl Profiles {
         self.audit
             .record(
                 AuditEvent::new(
-                    if existed { "business_profile.updated" } else { "business_profile.created" },
+                    if existed {
+                        "business_profile.updated"
+                    } else {
+                        "business_profile.created"
+                    },
                     Some(org.as_uuid()),
                     Some(by.as_uuid()),
                 )

@@ -5,7 +5,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ruleiq_db::{DatabaseConnection, DbErr, entities::search_document, repositories::search as repo};
+use ruleiq_db::{
+    DatabaseConnection, DbErr, entities::search_document, repositories::search as repo,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -200,7 +202,11 @@ const CANDIDATES: u64 = 1_000;
 impl SearchIndex for DbSearchIndex {
     async fn index(&self, docs: Vec<SearchDocument>) -> Result<(), DbErr> {
         let now = Utc::now();
-        repo::upsert(&self.db, docs.into_iter().map(|d| d.into_row(now)).collect()).await
+        repo::upsert(
+            &self.db,
+            docs.into_iter().map(|d| d.into_row(now)).collect(),
+        )
+        .await
     }
 
     async fn remove(&self, kind: SearchKind, subjects: &[Uuid]) -> Result<(), DbErr> {
@@ -413,8 +419,13 @@ mod tests {
     #[test]
     fn references_and_titles_outrank_body_text() {
         let terms = vec!["a.8.5".to_owned()];
-        assert!(score(&terms, "A.8.5 Secure authentication", "") > score(&terms, "A.5.1 Policies", "see a.8.5"));
+        assert!(
+            score(&terms, "A.8.5 Secure authentication", "")
+                > score(&terms, "A.5.1 Policies", "see a.8.5")
+        );
         let terms = vec!["backup".to_owned()];
-        assert!(score(&terms, "Backup", "x") > score(&terms, "Other", "backup backup backup backup"));
+        assert!(
+            score(&terms, "Backup", "x") > score(&terms, "Other", "backup backup backup backup")
+        );
     }
 }

@@ -195,3 +195,39 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<
     tracing::error!(panic = message, "handler panicked");
     Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
 }
+
+/// Body-size limits by route: JSON everywhere, except the routes that take files.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    /// `MAX_JSON_BODY_SIZE`.
+    pub json: u64,
+    /// `MAX_UPLOAD_SIZE`, for the paths in `upload_paths`.
+    pub upload: u64,
+    pub upload_paths: Vec<String>,
+}
+
+/// Refuses a request whose declared length is over its route's limit with 413,
+/// before any of the body is read. (Bodies without a declared length are bounded by
+/// the outer limit layer and the extractors' limits.)
+pub async fn declared_body_limit(
+    State(limits): State<std::sync::Arc<BodyLimits>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared {
+        let limit = if limits.upload_paths.iter().any(|p| p == req.uri().path()) {
+            limits.upload
+        } else {
+            limits.json
+        };
+        if n > limit {
+            return Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+        }
+    }
+    next.run(req).await
+}

@@ -81,7 +81,10 @@ pub async fn set_content_hash<C: ConnectionTrait>(
     })
     .on_conflict(
         OnConflict::column(content_import::Column::Name)
-            .update_columns([content_import::Column::Hash, content_import::Column::UpdatedAt])
+            .update_columns([
+                content_import::Column::Hash,
+                content_import::Column::UpdatedAt,
+            ])
             .to_owned(),
     )
     .exec_without_returning(db)
@@ -522,7 +525,10 @@ pub async fn find_control<C: ConnectionTrait>(
     let Some(c) = control::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
-    let Some(f) = framework::Entity::find_by_id(c.framework_id).one(db).await? else {
+    let Some(f) = framework::Entity::find_by_id(c.framework_id)
+        .one(db)
+        .await?
+    else {
         return Ok(None);
     };
     let visible = f.organization_id.is_none() || f.organization_id == organization_id;
@@ -608,9 +614,8 @@ pub async fn mappings_for<C: ConnectionTrait>(
     }
     let backend = db.get_database_backend();
     let p = placeholders(control_ids.len());
-    let text = format!(
-        "{MAPPING_SELECT}(m.source_control_id IN ({p}) OR m.target_control_id IN ({p}))"
-    );
+    let text =
+        format!("{MAPPING_SELECT}(m.source_control_id IN ({p}) OR m.target_control_id IN ({p}))");
     let mut values: Vec<Value> = control_ids.iter().map(|id| (*id).into()).collect();
     values.extend(control_ids.iter().map(|id| Value::from(*id)));
     MappingRow::find_by_statement(sql(backend, &text, values))
@@ -628,9 +633,7 @@ pub async fn mappings_between<C: ConnectionTrait>(
     b: Uuid,
 ) -> Result<Vec<MappingRow>, DbErr> {
     let backend = db.get_database_backend();
-    let text = format!(
-        "{MAPPING_SELECT}((sf.id = ? AND tf.id = ?) OR (sf.id = ? AND tf.id = ?))"
-    );
+    let text = format!("{MAPPING_SELECT}((sf.id = ? AND tf.id = ?) OR (sf.id = ? AND tf.id = ?))");
     MappingRow::find_by_statement(sql(
         backend,
         &text,

@@ -5,5 +5,5 @@ pub mod frameworks;
 pub mod identity;
 pub mod jobs;
 pub mod profiles;
-pub mod search;
 pub mod roles;
+pub mod search;

@@ -41,7 +41,10 @@ pub async fn upsert<C: ConnectionTrait>(
     use search_document::Column as S;
     for chunk in rows.chunks(BATCH) {
         search_document::Entity::insert_many(
-            chunk.iter().cloned().map(search_document::ActiveModel::from),
+            chunk
+                .iter()
+                .cloned()
+                .map(search_document::ActiveModel::from),
         )
         .on_conflict(
             OnConflict::columns([S::Kind, S::SubjectId])
@@ -65,7 +68,11 @@ pub async fn upsert<C: ConnectionTrait>(
 ///
 /// # Errors
 /// On a database error.
-pub async fn remove<C: ConnectionTrait>(db: &C, kind: &str, subjects: &[Uuid]) -> Result<(), DbErr> {
+pub async fn remove<C: ConnectionTrait>(
+    db: &C,
+    kind: &str,
+    subjects: &[Uuid],
+) -> Result<(), DbErr> {
     for chunk in subjects.chunks(BATCH) {
         search_document::Entity::delete_many()
             .filter(search_document::Column::Kind.eq(kind))

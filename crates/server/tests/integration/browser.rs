@@ -219,3 +219,45 @@ async fn register_sign_out_sign_in_invite_and_accept_in_a_second_browser() {
     owner.close().await.ok();
     member.close().await.ok();
 }
+
+#[tokio::test]
+async fn search_shows_results_as_you_type_and_opens_a_control() {
+    let app = TestApp::spawn().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let base = app.base.clone();
+
+    journey("search", &[&browser], async {
+        browser.goto(&format!("{base}/register")).await.unwrap();
+        fill(&browser, "#organization_name", "Bakery Ltd").await;
+        fill(&browser, "#full_name", "Bea Baker").await;
+        fill(&browser, "#email", "bea@example.co.uk").await;
+        fill(&browser, "#password", "otter lantern quarry velvet").await;
+        submit(&browser, "/register").await;
+        arrives_at(&browser, "/dashboard").await;
+
+        browser.goto(&format!("{base}/search")).await.unwrap();
+        let input = browser.find(Locator::Css("#q")).await.unwrap();
+        // Typed, not submitted: the script fetches results while the page stays put.
+        input.send_keys("multi-factor").await.unwrap();
+        shows(&browser, "results for “multi-factor”").await;
+        assert_eq!(path(&browser).await, "/search");
+        browser
+            .find(Locator::Css("#results ol a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            if path(&browser).await.starts_with("/controls/") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(path(&browser).await.starts_with("/controls/"));
+        shows(&browser, "In other frameworks").await;
+    })
+    .await;
+    browser.close().await.ok();
+}

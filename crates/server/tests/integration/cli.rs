@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 5 migration(s); 0 pending"),
+        run.stdout.contains("applied 7 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -154,21 +154,26 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
         let run = ruleiq(&db, &["seed"], &[]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(run.stdout.contains("seeded 6 roles"));
+        assert!(
+            run.stdout.contains("framework library: 8 frameworks"),
+            "{}",
+            run.stdout
+        );
     }
 
     let run = ruleiq(&db, &["migrate", "down", "-n", "1"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("rolled back 1 migration(s); 4 applied"));
+    assert!(run.stdout.contains("rolled back 1 migration(s); 6 applied"));
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261125_000004_create_invitations"),
+            .contains("applied  m20261126_000006_create_frameworks"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261125_000005_create_password_resets"),
+            .contains("pending  m20261126_000007_create_business_profiles"),
         "{}",
         run.stdout
     );
@@ -507,4 +512,74 @@ async fn admin_create_makes_an_owner_once_and_refuses_weak_passwords() {
         .login("second@example.co.uk", password, &client)
         .await
         .expect("the printed password works");
+}
+
+#[tokio::test]
+async fn content_check_names_the_file_line_and_field_of_a_mistake() {
+    let db = TestDatabase::new().await;
+    let run = ruleiq(&db, &["content", "check"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("ok   iso27001-2022"), "{}", run.stdout);
+
+    let content = db.dir.path().join("content");
+    let frameworks = content.join("frameworks");
+    std::fs::create_dir_all(&frameworks).unwrap();
+    std::fs::write(
+        frameworks.join("demo.yaml"),
+        "slug: demo\nname: Demo\nversion: \"1\"\ncontent_version: 1\npublisher: Us\n\
+         jurisdiction: United Kingdom\ndescription: A test.\ndomains:\n  - ref: A\n    name: First\n\
+         controls:\n  - ref: A.1\n    title: One\n    domain: A\n    criticality: severe\n",
+    )
+    .unwrap();
+    let run = ruleiq(&db, &["content", "check", content.to_str().unwrap()], &[]);
+    assert_clean_failure(
+        &run,
+        1,
+        "content/frameworks/demo.yaml:15: controls[0].criticality",
+    );
+    let run = ruleiq(&db, &["content", "check", "no-such-dir"], &[]);
+    assert_clean_failure(&run, 2, "not a directory");
+}
+
+#[tokio::test]
+async fn frameworks_import_list_and_export_from_the_command_line() {
+    let db = TestDatabase::new().await;
+    assert_eq!(ruleiq(&db, &["migrate", "up"], &[]).code, 0);
+    let run = ruleiq(&db, &["frameworks", "list"], &[]);
+    assert!(run.stdout.contains("ruleiq seed"), "{}", run.stdout);
+    assert_eq!(ruleiq(&db, &["seed"], &[]).code, 0);
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/oscal/basic-catalog.json"
+    );
+    let run = ruleiq(&db, &["frameworks", "import", fixture], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("imported"), "{}", run.stdout);
+    let run = ruleiq(&db, &["frameworks", "import", fixture], &[]);
+    assert_clean_failure(&run, 1, "already imported");
+    let bad = db.dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"catalog": {"uuid": "x"}}"#).unwrap();
+    let run = ruleiq(&db, &["frameworks", "import", bad.to_str().unwrap()], &[]);
+    assert_clean_failure(&run, 1, "$.catalog");
+    let run = ruleiq(&db, &["frameworks", "list"], &[]);
+    assert!(run.stdout.contains("iso27001-2022"));
+    assert!(run.stdout.contains("(oscal)"), "{}", run.stdout);
+
+    let out = db.dir.path().join("gdpr.json");
+    let run = ruleiq(
+        &db,
+        &[
+            "frameworks",
+            "export",
+            "uk-gdpr",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["catalog"]["metadata"]["oscal-version"], "1.1.2");
+    let run = ruleiq(&db, &["frameworks", "export", "nope"], &[]);
+    assert_clean_failure(&run, 1, "ruleiq frameworks list");
 }

@@ -6,6 +6,7 @@
 
 mod browser;
 mod cli;
+mod frameworks;
 mod health;
 mod http;
 mod identity;

@@ -5,15 +5,15 @@ use ruleiq_db::sea_orm::ConnectionTrait;
 use ruleiq_test_support::TestApp;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "otter lantern quarry velvet";
+pub(crate) const PASSWORD: &str = "otter lantern quarry velvet";
 
 /// A signed-in member.
-struct Member {
-    id: String,
-    token: String,
+pub(crate) struct Member {
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -30,7 +30,7 @@ async fn call(
     req.send().await.unwrap()
 }
 
-async fn owner(app: &TestApp, email: &str, org: &str) -> Member {
+pub(crate) async fn owner(app: &TestApp, email: &str, org: &str) -> Member {
     let res = app
         .client
         .post(app.url("/api/v1/auth/register"))
@@ -68,7 +68,7 @@ async fn accept(app: &TestApp, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn join(app: &TestApp, by: &Member, email: &str, role: &str) -> Member {
+pub(crate) async fn join(app: &TestApp, by: &Member, email: &str, role: &str) -> Member {
     let inv = invite(app, by, email, role).await;
     let res = accept(app, inv["token"].as_str().unwrap()).await;
     assert_eq!(res.status(), StatusCode::CREATED);

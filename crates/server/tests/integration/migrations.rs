@@ -15,6 +15,15 @@ const TABLES: &[&str] = &[
     "audit_chain_heads",
     "invitations",
     "password_resets",
+    "frameworks",
+    "framework_domains",
+    "controls",
+    "questions",
+    "question_controls",
+    "control_mappings",
+    "search_documents",
+    "content_imports",
+    "business_profiles",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {

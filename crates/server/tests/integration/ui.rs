@@ -576,3 +576,85 @@ async fn members_account_and_audit_pages_work_for_the_roles_that_may_use_them() 
             .contains("Analytical Engines")
     );
 }
+
+#[tokio::test]
+async fn the_framework_browser_works_without_javascript() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let page = browser.get("/frameworks").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "signed-out visitors sign in first"
+    );
+    register(&mut browser, "Bakery Ltd").await;
+
+    let page = browser.get("/frameworks").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("8 frameworks"));
+    assert!(page.html.contains(r#"href="/frameworks/iso27001-2022""#));
+
+    let page = browser.get("/frameworks/iso27001-2022").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("A.8.5") && page.html.contains("Technological controls"));
+    let start = page.html.find("/controls/").unwrap();
+    let href: String = page.html[start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let control = browser.get(&href).await;
+    assert_eq!(control.status, StatusCode::OK);
+    for part in [
+        "What it asks",
+        "How to meet it",
+        "Evidence an auditor accepts",
+        "Questions",
+        "In other frameworks",
+    ] {
+        assert!(control.html.contains(part), "{part}");
+    }
+
+    let compare = browser
+        .get("/frameworks/compare?a=cyber-essentials&b=iso27001-2022")
+        .await;
+    assert_eq!(compare.status, StatusCode::OK);
+    assert!(
+        compare.html.contains("(100%) map into ISO/IEC 27001:2022"),
+        "{}",
+        compare.html
+    );
+    let same = browser.get("/frameworks/compare?a=uk-gdpr&b=uk-gdpr").await;
+    assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(same.html.contains("Choose two different frameworks."));
+
+    let search = browser.get("/search?q=backups").await;
+    assert_eq!(search.status, StatusCode::OK);
+    assert!(search.html.contains("<mark>") && search.html.contains("results for"));
+    assert!(
+        search
+            .html
+            .contains(r#"<script src="/static/search.js" defer></script>"#)
+    );
+    let partial = browser.get("/search?q=backups&partial=1").await;
+    assert!(!partial.html.contains("<html") && partial.html.contains("<mark>"));
+    let bad = browser.get("/search?q=%25%25").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.html.contains("Type at least one letter or digit"));
+    let script = browser.get("/static/search.js").await;
+    assert!(
+        script.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+
+    assert_eq!(
+        browser.get("/frameworks/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser.get("/controls/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}

@@ -63,7 +63,10 @@ pub fn assess(profile: &BusinessProfile, slug: &str) -> Verdict {
                 v.because(100, "You process special category data (such as health data), which needs an Article 9 condition and usually a DPIA.");
             }
             if profile.transfers_data_internationally {
-                v.because(100, "You transfer personal data abroad, which needs a UK transfer mechanism.");
+                v.because(
+                    100,
+                    "You transfer personal data abroad, which needs a UK transfer mechanism.",
+                );
             }
         }
         "pci-dss-4.0.1" => {
@@ -76,7 +79,8 @@ pub fn assess(profile: &BusinessProfile, slug: &str) -> Verdict {
         "nis2" => {
             if !profile.serves_eu_customers {
                 v.not("NIS2 is EU law; it reaches UK businesses only through services provided in the EU, and you said you serve no EU customers.");
-            } else if !(profile.industry.nis2_sector() || profile.operates_critical_infrastructure) {
+            } else if !(profile.industry.nis2_sector() || profile.operates_critical_infrastructure)
+            {
                 v.not("You serve the EU, but your sector is not one NIS2 lists in its annexes.");
             } else if profile.at_least_medium_sized() || profile.operates_critical_infrastructure {
                 v.must("You provide services in the EU in a sector NIS2 covers and are at or above its size threshold (50 staff or EUR 10m turnover), so an EU member state's NIS2 law applies.");
@@ -97,23 +101,38 @@ pub fn assess(profile: &BusinessProfile, slug: &str) -> Verdict {
             if uk {
                 v.because(85, "Recommended for every UK organisation: the NCSC's baseline against the most common internet attacks, and affordable for a small business.");
             } else {
-                v.because(40, "A UK baseline certification; useful if you sell to UK customers.");
+                v.because(
+                    40,
+                    "A UK baseline certification; useful if you sell to UK customers.",
+                );
             }
             if profile.industry == Industry::PublicSector {
                 v.must("UK central government contracts that handle personal data or provide ICT services require Cyber Essentials.");
             } else {
-                v.reasons.push("Many public-sector and large-company contracts require it of suppliers.".into());
+                v.reasons.push(
+                    "Many public-sector and large-company contracts require it of suppliers."
+                        .into(),
+                );
             }
         }
         "iso27001-2022" => {
-            if profile.existing_certifications.iter().any(|c| c.to_lowercase().contains("27001")) {
+            if profile
+                .existing_certifications
+                .iter()
+                .any(|c| c.to_lowercase().contains("27001"))
+            {
                 v.because(95, "You hold ISO 27001 already; keeping the certificate needs the ISMS maintained and audited each year.");
             }
-            if matches!(profile.data_sensitivity, DataSensitivity::High | DataSensitivity::Critical) {
+            if matches!(
+                profile.data_sensitivity,
+                DataSensitivity::High | DataSensitivity::Critical
+            ) {
                 v.because(70, "You hold highly sensitive data; enterprise customers commonly ask suppliers like you for ISO 27001.");
             }
-            if matches!(profile.industry, Industry::Technology | Industry::Finance | Industry::ProfessionalServices)
-                && profile.employee_count >= 20
+            if matches!(
+                profile.industry,
+                Industry::Technology | Industry::Finance | Industry::ProfessionalServices
+            ) && profile.employee_count >= 20
             {
                 v.because(60, "Technology, finance and professional-services firms of your size are often asked for ISO 27001 in tenders.");
             }
@@ -125,7 +144,9 @@ pub fn assess(profile: &BusinessProfile, slug: &str) -> Verdict {
             if matches!(profile.industry, Industry::Technology) && profile.uses_cloud_services {
                 v.because(50, "You run technology services in the cloud; US customers usually ask SaaS suppliers for a SOC 2 report.");
             } else {
-                v.not("SOC 2 is a US attestation; it matters when you sell services to US customers.");
+                v.not(
+                    "SOC 2 is a US attestation; it matters when you sell services to US customers.",
+                );
             }
         }
         "nist-csf-2.0" => {
@@ -139,7 +160,10 @@ pub fn assess(profile: &BusinessProfile, slug: &str) -> Verdict {
         }
     }
     if planned {
-        v.because(90, "It is among your planned frameworks or existing certifications.");
+        v.because(
+            90,
+            "It is among your planned frameworks or existing certifications.",
+        );
     }
     v
 }
@@ -188,11 +212,17 @@ mod tests {
         let v = assess(&p, "nis2");
         assert!(v.applicable && !v.mandatory && v.relevance_score < 50);
         p.annual_turnover_gbp = Some(12_000_000);
-        assert!(assess(&p, "nis2").mandatory, "turnover alone meets the threshold");
+        assert!(
+            assess(&p, "nis2").mandatory,
+            "turnover alone meets the threshold"
+        );
         let mut retail = shop();
         retail.serves_eu_customers = true;
         retail.employee_count = 500;
-        assert!(!assess(&retail, "nis2").applicable, "retail is not a NIS2 sector");
+        assert!(
+            !assess(&retail, "nis2").applicable,
+            "retail is not a NIS2 sector"
+        );
     }
 
     #[test]

@@ -260,7 +260,12 @@ pub fn load(files: &[SourceFile]) -> Result<Library, ContentError> {
     let mut slugs = HashSet::new();
     for (def, file) in &frameworks {
         if !slugs.insert(def.slug.as_str()) {
-            return Err(at(file, Some(1), "slug", "is used by another framework file"));
+            return Err(at(
+                file,
+                Some(1),
+                "slug",
+                "is used by another framework file",
+            ));
         }
     }
     let refs: HashMap<&str, HashSet<&str>> = frameworks
@@ -287,7 +292,8 @@ pub fn load(files: &[SourceFile]) -> Result<Library, ContentError> {
     for (def, file) in &frameworks {
         let loc = Locator::new(&file.text);
         for (i, c) in def.controls.iter().enumerate() {
-            if c.questions.is_empty() && !served.contains(&(def.slug.as_str(), c.reference.as_str()))
+            if c.questions.is_empty()
+                && !served.contains(&(def.slug.as_str(), c.reference.as_str()))
             {
                 return Err(at(
                     file,
@@ -501,9 +507,11 @@ fn check_bank(
         let line = |f: &str| loc.field("questions", i, f);
         let key_ok = !q.key.is_empty()
             && q.key.len() <= 100
-            && q.key
-                .split('-')
-                .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && q.key.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         if !key_ok {
             return Err(at(
                 file,
@@ -681,7 +689,9 @@ impl<'a> Locator<'a> {
             .find(|&i| {
                 let t = self.lines[i].trim_start();
                 let t = t.strip_prefix("- ").unwrap_or(t).trim_start();
-                t.starts_with(&needle) || t.contains(&format!("{{ {needle}")) || t.contains(&format!(", {needle}"))
+                t.starts_with(&needle)
+                    || t.contains(&format!("{{ {needle}"))
+                    || t.contains(&format!(", {needle}"))
             })
             .or(Some(start))
             .map(|i| i + 1)

@@ -71,7 +71,14 @@ pub async fn load(
             control_ids.insert((def.slug.as_str(), c.reference.as_str()), cid);
             for (n, text) in c.questions.iter().enumerate() {
                 let key = format!("{}/{}#{}", def.slug, c.reference, n + 1);
-                question_rows.push(question_row(&key, text, None, false, question_rows.len(), now));
+                question_rows.push(question_row(
+                    &key,
+                    text,
+                    None,
+                    false,
+                    question_rows.len(),
+                    now,
+                ));
                 own_links.push((key, (def.slug.clone(), c.reference.clone())));
             }
         }
@@ -145,8 +152,11 @@ pub async fn load(
             });
         }
     }
-    search_repo::replace_library_controls(&txn, docs.into_iter().map(|d| d.into_row(now)).collect())
-        .await?;
+    search_repo::replace_library_controls(
+        &txn,
+        docs.into_iter().map(|d| d.into_row(now)).collect(),
+    )
+    .await?;
     repo::set_content_hash(&txn, LIBRARY, &library.hash, now).await?;
     txn.commit().await?;
     report.changed = true;

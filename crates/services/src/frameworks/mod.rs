@@ -254,7 +254,8 @@ impl Catalog {
             } else {
                 500
             };
-            let rows = repo::controls(&self.db, framework.id, domains.as_deref(), after, batch).await?;
+            let rows =
+                repo::controls(&self.db, framework.id, domains.as_deref(), after, batch).await?;
             let exhausted = (rows.len() as u64) < batch;
             after = rows.last().map(|r| r.position).or(after);
             out.extend(rows.into_iter().filter(|c| matches_words(c, &words)));
@@ -264,7 +265,11 @@ impl Catalog {
         }
         let more = out.len() as u64 > filter.limit;
         out.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
-        let next = if more { out.last().map(|c| c.position) } else { None };
+        let next = if more {
+            out.last().map(|c| c.position)
+        } else {
+            None
+        };
         let views = self.views(org, out, &framework.slug).await?;
         Ok((views, next))
     }
@@ -384,10 +389,23 @@ impl Catalog {
             })
             .collect();
         let order = self.positions(&[a.id, b.id]).await?;
-        pairs.sort_by_key(|p| (order.get(&p.a_control_id).copied(), order.get(&p.b_control_id).copied()));
+        pairs.sort_by_key(|p| {
+            (
+                order.get(&p.a_control_id).copied(),
+                order.get(&p.b_control_id).copied(),
+            )
+        });
         pairs.dedup_by(|x, y| x.a_control_id == y.a_control_id && x.b_control_id == y.b_control_id);
-        let a_mapped = pairs.iter().map(|p| p.a_control_id).collect::<HashSet<_>>().len();
-        let b_mapped = pairs.iter().map(|p| p.b_control_id).collect::<HashSet<_>>().len();
+        let a_mapped = pairs
+            .iter()
+            .map(|p| p.a_control_id)
+            .collect::<HashSet<_>>()
+            .len();
+        let b_mapped = pairs
+            .iter()
+            .map(|p| p.b_control_id)
+            .collect::<HashSet<_>>()
+            .len();
         let share = |n: usize, of: i64| {
             if of <= 0 {
                 0.0

@@ -51,7 +51,11 @@ struct Catalog {
     controls: Vec<Control>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     groups: Vec<Group>,
-    #[serde(rename = "back-matter", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "back-matter",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     back_matter: Option<Value>,
 }
 
@@ -412,20 +416,24 @@ pub async fn import(
 }
 
 fn parse(body: &[u8]) -> Result<Document, ImportError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid(
+            "$",
+            "an OSCAL catalog is a JSON object with a `catalog` member",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner().to_string();
         let path = e.path().to_string();
         let mut json_path = if path == "." || path.is_empty() {
             "$".to_owned()
+        } else if path.starts_with('[') {
+            format!("${path}")
         } else {
             format!("$.{path}")
         };
-        let message = inner
-            .split(" at line ")
-            .next()
-            .unwrap_or(&inner)
-            .to_owned();
+        let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
         if let Some(field) = message
             .strip_prefix("missing field `")
             .and_then(|m| m.strip_suffix('`'))
@@ -513,7 +521,10 @@ fn walk_groups<'a>(
                 return Err(invalid(format!("{here}.id"), "is not a valid OSCAL token"));
             }
             if !seen_ids.insert(id) {
-                return Err(invalid(format!("{here}.id"), format!("{id:?} is used twice")));
+                return Err(invalid(
+                    format!("{here}.id"),
+                    format!("{id:?} is used twice"),
+                ));
             }
         }
         let mut reference = prop(&g.props, "label", None)
@@ -615,7 +626,10 @@ fn walk_controls<'a>(
 
 fn check_part(p: &Part, path: &str) -> Result<(), ImportError> {
     if !is_token(&p.name) {
-        return Err(invalid(format!("{path}.name"), "is not a valid OSCAL token"));
+        return Err(invalid(
+            format!("{path}.name"),
+            "is not a valid OSCAL token",
+        ));
     }
     for (i, sub) in p.parts.iter().enumerate() {
         check_part(sub, &format!("{path}.parts[{i}]"))?;
@@ -635,12 +649,12 @@ fn is_token(s: &str) -> bool {
 fn prop<'a>(props: &'a [Prop], name: &str, ns: Option<&str>) -> Option<&'a str> {
     props
         .iter()
-        .find(|p| {
-            p.name == name
-                && p.ns.as_deref() == ns
-                && (ns.is_some() || p.class.is_none())
+        .find(|p| p.name == name && p.ns.as_deref() == ns && (ns.is_some() || p.class.is_none()))
+        .or_else(|| {
+            props
+                .iter()
+                .find(|p| p.name == name && p.ns.as_deref() == ns)
         })
-        .or_else(|| props.iter().find(|p| p.name == name && p.ns.as_deref() == ns))
         .map(|p| p.value.as_str())
 }
 
@@ -658,7 +672,12 @@ fn mapping_link(link: &Link) -> Option<(&str, &str, Relation)> {
     Some((slug, reference, relation))
 }
 
-fn control_row(framework_id: Uuid, f: &Flat<'_>, index: usize, now: DateTime<Utc>) -> control::Model {
+fn control_row(
+    framework_id: Uuid,
+    f: &Flat<'_>,
+    index: usize,
+    now: DateTime<Utc>,
+) -> control::Model {
     let c = f.control;
     let params: HashMap<&str, &Param> = c.params.iter().map(|p| (p.id.as_str(), p)).collect();
     let statement = c
@@ -775,7 +794,11 @@ fn free_slug(meta: &Metadata, taken: &HashSet<&str>) -> String {
         _ if title.contains(&version) || version.is_empty() => title,
         _ => format!("{title}-{version}"),
     };
-    let base = if base.is_empty() { "catalog".to_owned() } else { base };
+    let base = if base.is_empty() {
+        "catalog".to_owned()
+    } else {
+        base
+    };
     if !taken.contains(base.as_str()) {
         return base;
     }
@@ -831,7 +854,12 @@ pub async fn export(
             if !visible(m.source_org) {
                 continue;
             }
-            (m.target_id, &m.source_slug, &m.source_ref, relation.reversed())
+            (
+                m.target_id,
+                &m.source_slug,
+                &m.source_ref,
+                relation.reversed(),
+            )
         };
         links_of.entry(me).or_default().push(Link {
             href: format!("{URN}{slug}:{reference}"),
@@ -841,7 +869,10 @@ pub async fn export(
     }
     let mut questions_of: HashMap<Uuid, Vec<&str>> = HashMap::new();
     for q in &questions {
-        questions_of.entry(q.control_id).or_default().push(q.text.as_str());
+        questions_of
+            .entry(q.control_id)
+            .or_default()
+            .push(q.text.as_str());
     }
 
     let imported = framework.source == "oscal";
@@ -852,29 +883,38 @@ pub async fn export(
         let mut links = links_of.remove(&c.id).unwrap_or_default();
         links.sort_by(|a, b| a.href.cmp(&b.href));
         let control = if imported && let Some(stored) = &c.oscal {
-            let mut stored: Control = serde_json::from_value(stored.clone()).unwrap_or_else(|_| Control {
-                id: token_of("c-", &c.reference),
-                class: None,
-                title: c.title.clone(),
-                params: Vec::new(),
-                props: Vec::new(),
-                links: Vec::new(),
-                parts: Vec::new(),
-                controls: Vec::new(),
-            });
+            let mut stored: Control =
+                serde_json::from_value(stored.clone()).unwrap_or_else(|_| Control {
+                    id: token_of("c-", &c.reference),
+                    class: None,
+                    title: c.title.clone(),
+                    params: Vec::new(),
+                    props: Vec::new(),
+                    links: Vec::new(),
+                    parts: Vec::new(),
+                    controls: Vec::new(),
+                });
             stored.links.retain(|l| !l.href.starts_with(URN));
             stored.links.extend(links);
             stored.controls.clear();
             stored
         } else {
-            library_control(c, questions_of.get(&c.id).map(Vec::as_slice).unwrap_or(&[]), links)
+            library_control(
+                c,
+                questions_of.get(&c.id).map(Vec::as_slice).unwrap_or(&[]),
+                links,
+            )
         };
         let mut control = control;
         if !used_ids.insert(control.id.clone()) {
             control.id = format!("{}_{}", control.id, used_ids.len());
             used_ids.insert(control.id.clone());
         }
-        order.push((c.reference.clone(), c.parent_ref.clone(), c.domain_ref.clone()));
+        order.push((
+            c.reference.clone(),
+            c.parent_ref.clone(),
+            c.domain_ref.clone(),
+        ));
         built.insert(c.reference.clone(), control);
     }
     // Nest enhancements under their parents, deepest first.
@@ -882,10 +922,9 @@ pub async fn export(
         if let Some(parent) = parent
             && built.contains_key(parent)
             && let Some(child) = built.remove(reference)
+            && let Some(p) = built.get_mut(parent)
         {
-            if let Some(p) = built.get_mut(parent) {
-                p.controls.insert(0, child);
-            }
+            p.controls.insert(0, child);
         }
     }
     let mut by_domain: HashMap<Option<String>, Vec<Control>> = HashMap::new();
@@ -899,7 +938,9 @@ pub async fn export(
         let stored = d.oscal.as_ref().filter(|_| imported);
         let get = |k: &str| stored.and_then(|s| s.get(k)).cloned();
         let from = |k: &str| -> Vec<Value> {
-            get(k).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+            get(k)
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default()
         };
         let props: Vec<Prop> = get("props")
             .and_then(|v| serde_json::from_value(v).ok())
@@ -927,10 +968,16 @@ pub async fn export(
                 title: d.name.clone(),
                 params: from("params"),
                 props,
-                links: get("links").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
-                parts: get("parts").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
+                links: get("links")
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default(),
+                parts: get("parts")
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default(),
                 groups: Vec::new(),
-                controls: by_domain.remove(&Some(d.reference.clone())).unwrap_or_default(),
+                controls: by_domain
+                    .remove(&Some(d.reference.clone()))
+                    .unwrap_or_default(),
             },
         );
     }
@@ -1040,9 +1087,15 @@ fn library_control(c: &control::Model, questions: &[&str], links: Vec<Link>) -> 
     for (i, q) in questions.iter().enumerate() {
         parts.push(part(&format!("qst.{}", i + 1), "question", Some(NS), q));
     }
-    let evidence: Vec<String> = serde_json::from_value(c.evidence_examples.clone()).unwrap_or_default();
+    let evidence: Vec<String> =
+        serde_json::from_value(c.evidence_examples.clone()).unwrap_or_default();
     for (i, e) in evidence.iter().enumerate() {
-        parts.push(part(&format!("evd.{}", i + 1), "evidence-example", Some(NS), e));
+        parts.push(part(
+            &format!("evd.{}", i + 1),
+            "evidence-example",
+            Some(NS),
+            e,
+        ));
     }
     Control {
         id,
@@ -1082,7 +1135,10 @@ mod tests {
         assert!(!is_token("a b"));
         assert_eq!(token_of("c-", "4.1"), "c-4.1");
         assert_eq!(token_of("c-", "Art.5(1)(a)"), "art.5_1__a_");
-        assert_eq!(slugify("NIST SP 800-53 Rev 5.1.1"), "nist-sp-800-53-rev-5.1.1");
+        assert_eq!(
+            slugify("NIST SP 800-53 Rev 5.1.1"),
+            "nist-sp-800-53-rev-5.1.1"
+        );
     }
 
     #[test]
@@ -1095,7 +1151,10 @@ mod tests {
         };
         let params = HashMap::from([("p1", &p)]);
         assert_eq!(
-            substitute("Review {{ insert: param, p1 }} and {{ insert: param, p9 }}.", &params),
+            substitute(
+                "Review {{ insert: param, p1 }} and {{ insert: param, p9 }}.",
+                &params
+            ),
             "Review [Assignment: frequency] and [p9]."
         );
     }
@@ -1103,13 +1162,19 @@ mod tests {
     #[test]
     fn problems_carry_a_json_path() {
         let body = br#"{"catalog":{"uuid":"74c8ba1e-5cd4-4ad1-bbfd-d888e2f6c724","metadata":{"title":"T","last-modified":"2024-01-01T00:00:00Z","version":"1","oscal-version":"1.1.2"},"groups":[{"title":"G","controls":[{"id":"c-1"}]}]}}"#;
-        let Err(ImportError::Invalid { path, .. }) = parse(body).and_then(|d| flatten(&d.catalog).map(|_| ())) else {
+        let Err(ImportError::Invalid { path, .. }) =
+            parse(body).and_then(|d| flatten(&d.catalog).map(|_| ()))
+        else {
             panic!("accepted")
         };
         assert_eq!(path, "$.catalog.groups[0].controls[0].title");
         let body = br#"{"catalog":{"uuid":"nope","metadata":{"title":"T","last-modified":"x","version":"1","oscal-version":"1.1.2"}}}"#;
-        assert!(matches!(parse(body), Err(ImportError::Invalid { path, .. }) if path == "$.catalog.uuid"));
+        assert!(
+            matches!(parse(body), Err(ImportError::Invalid { path, .. }) if path == "$.catalog.uuid")
+        );
         let body = br#"{"catalog":{"uuid":"74c8ba1e-5cd4-4ad1-bbfd-d888e2f6c724","metadata":{"title":"T","last-modified":"x","version":"1","oscal-version":"1.1.2"},"controls":[{"id":"x","title":"X","parts":[{"name":5}]}]}}"#;
-        assert!(matches!(parse(body), Err(ImportError::Invalid { path, .. }) if path == "$.catalog.controls[0].parts[0].name"));
+        assert!(
+            matches!(parse(body), Err(ImportError::Invalid { path, .. }) if path == "$.catalog.controls[0].parts[0].name")
+        );
     }
 }

@@ -516,12 +516,26 @@ async fn compare(
     let [a, b] = req.framework_ids.as_slice() else {
         return Err(invalid("framework_ids", "name exactly two frameworks"));
     };
-    let fa = state.catalog.get(org, a).await.map_err(ApiError::internal)?.ok_or_else(|| no_framework(a))?;
-    let fb = state.catalog.get(org, b).await.map_err(ApiError::internal)?.ok_or_else(|| no_framework(b))?;
+    let fa = state
+        .catalog
+        .get(org, a)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| no_framework(a))?;
+    let fb = state
+        .catalog
+        .get(org, b)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| no_framework(b))?;
     if fa.id == fb.id {
         return Err(invalid("framework_ids", "name two different frameworks"));
     }
-    let comparison = state.catalog.compare(fa, fb).await.map_err(ApiError::internal)?;
+    let comparison = state
+        .catalog
+        .compare(fa, fb)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(ApiJson(comparison.into()))
 }
 
@@ -639,7 +653,8 @@ async fn import(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             let v = v.to_ascii_lowercase();
-            v.starts_with("application/json") || (v.starts_with("application/") && v.contains("+json"))
+            v.starts_with("application/json")
+                || (v.starts_with("application/") && v.contains("+json"))
         });
     if !is_json {
         return Err(ApiError::UnsupportedMediaType(
@@ -655,9 +670,12 @@ async fn import(
     {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(request.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|_| too_large())?;
+    let body = axum::body::to_bytes(
+        request.into_body(),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    )
+    .await
+    .map_err(|_| too_large())?;
     let imported = oscal::import(&state.db, Some(org), &body, chrono::Utc::now())
         .await
         .map_err(|e| match e {
@@ -736,11 +754,16 @@ async fn export(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| no_framework(&id))?;
-    let doc = oscal::export(&state.db, org, &f).await.map_err(ApiError::internal)?;
+    let doc = oscal::export(&state.db, org, &f)
+        .await
+        .map_err(ApiError::internal)?;
     let body = serde_json::to_vec_pretty(&doc).map_err(ApiError::internal)?;
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}-oscal-catalog.json\"",
         f.slug
@@ -804,7 +827,11 @@ async fn put_profile(
             &client,
         )
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
         status,
         ApiJson(ProfileResponse {

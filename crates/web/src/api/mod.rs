@@ -167,10 +167,22 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
                 StatusCode::SERVICE_UNAVAILABLE,
                 settings.server.request_timeout,
             ))
+            .layer(from_fn_with_state(
+                std::sync::Arc::new(crate::middleware::BodyLimits {
+                    json: settings.server.max_json_body_size as u64,
+                    upload: settings.uploads.max_upload_size,
+                    upload_paths: vec![format!(
+                        "{}/frameworks/import",
+                        settings.server.api_v1_prefix
+                    )],
+                }),
+                crate::middleware::declared_body_limit,
+            ))
             .layer(RequestBodyLimitLayer::new(
-                settings.server.max_json_body_size.max(
-                    usize::try_from(settings.uploads.max_upload_size).unwrap_or(usize::MAX),
-                ),
+                settings
+                    .server
+                    .max_json_body_size
+                    .max(usize::try_from(settings.uploads.max_upload_size).unwrap_or(usize::MAX)),
             ))
             .layer(CatchPanicLayer::custom(panic_response)),
     )

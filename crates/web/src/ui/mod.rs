@@ -8,6 +8,7 @@
 mod account;
 mod auth;
 mod dashboard;
+mod frameworks;
 mod recovery;
 
 use askama::Template;
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(dashboard::router())
         .merge(recovery::router())
         .merge(account::router())
+        .merge(frameworks::router())
 }
 
 async fn stylesheet() -> Response {

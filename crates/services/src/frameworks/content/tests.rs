@@ -63,7 +63,11 @@ fn a_good_library_loads_and_hashes_stably() {
     assert_eq!(a.frameworks[0].controls.len(), 2);
     assert_eq!(a.questions[0].controls["demo"], ["A.1.1", "A.1.2"]);
     assert_eq!(a.hash, b.hash);
-    let changed = load(&files(&GOOD.replace("Do it well.", "Do it better."), Some(BANK))).unwrap();
+    let changed = load(&files(
+        &GOOD.replace("Do it well.", "Do it better."),
+        Some(BANK),
+    ))
+    .unwrap();
     assert_ne!(a.hash, changed.hash);
 }
 
@@ -75,7 +79,10 @@ fn a_bad_enum_names_file_line_and_field() {
     assert_eq!(err.line, Some(29));
     assert_eq!(err.field, "controls[1].criticality");
     assert!(err.message.contains("unknown variant `urgent`"), "{err}");
-    assert!(err.to_string().starts_with("content/frameworks/demo.yaml:29: controls[1].criticality:"));
+    assert!(
+        err.to_string()
+            .starts_with("content/frameworks/demo.yaml:29: controls[1].criticality:")
+    );
 }
 
 #[test]
@@ -88,18 +95,30 @@ fn unknown_fields_are_refused_not_ignored() {
 
 #[test]
 fn semantic_rules_name_the_line() {
-    let bad = GOOD.replace("    domain: A.1\n    criticality: low", "    domain: B\n    criticality: low");
+    let bad = GOOD.replace(
+        "    domain: A.1\n    criticality: low",
+        "    domain: B\n    criticality: low",
+    );
     let err = load(&files(&bad, Some(BANK))).unwrap_err();
-    assert_eq!((err.line, err.field.as_str()), (Some(28), "controls[1].domain"));
+    assert_eq!(
+        (err.line, err.field.as_str()),
+        (Some(28), "controls[1].domain")
+    );
     assert!(err.message.contains("no domain \"B\""));
 
     let dup = GOOD.replace("ref: A.1.2", "ref: A.1.1");
     let err = load(&files(&dup, Some(BANK))).unwrap_err();
-    assert_eq!((err.line, err.field.as_str()), (Some(26), "controls[1].ref"));
+    assert_eq!(
+        (err.line, err.field.as_str()),
+        (Some(26), "controls[1].ref")
+    );
 
     let bad_parent = GOOD.replace("parent: A", "parent: Z");
     let err = load(&files(&bad_parent, Some(BANK))).unwrap_err();
-    assert_eq!((err.line, err.field.as_str()), (Some(14), "domains[1].parent"));
+    assert_eq!(
+        (err.line, err.field.as_str()),
+        (Some(14), "domains[1].parent")
+    );
 
     let not_a_question = GOOD.replace("Do you do it?", "Do it.");
     let err = load(&files(&not_a_question, Some(BANK))).unwrap_err();
@@ -164,6 +183,10 @@ fn the_shipped_library_is_complete() {
     assert!(count("cyber-essentials") >= 25);
     assert!(count("nis2") >= 14);
     assert_eq!(lib.frameworks.len(), 8);
-    assert!(lib.questions.len() >= 60, "{} shared questions", lib.questions.len());
+    assert!(
+        lib.questions.len() >= 60,
+        "{} shared questions",
+        lib.questions.len()
+    );
     assert!(lib.questions.iter().all(|q| q.controls.len() >= 2 || q.controls.values().map(Vec::len).sum::<usize>() >= 2));
 }
