@@ -527,6 +527,22 @@ fn walk_groups<'a>(
                 ));
             }
         }
+        // A carrier holds a heading's own controls beside its sub-headings (OSCAL lets a
+        // group have one or the other); its controls belong to the parent heading.
+        if let Some(parent) = parent
+            && prop(&g.props, "carrier", Some(NS)) == Some("controls")
+        {
+            walk_controls(
+                &g.controls,
+                &format!("{here}.controls"),
+                None,
+                Some(parent),
+                controls,
+                seen_ids,
+                seen_refs,
+            )?;
+            continue;
+        }
         let mut reference = prop(&g.props, "label", None)
             .map(str::to_owned)
             .or_else(|| g.id.clone())
@@ -990,10 +1006,11 @@ pub async fn export(
             p.groups.insert(0, child);
         }
     }
-    let groups: Vec<Group> = domains
+    let mut groups: Vec<Group> = domains
         .iter()
         .filter_map(|d| groups_built.remove(&d.reference))
         .collect();
+    groups.iter_mut().for_each(carry_mixed);
     let loose: Vec<Control> = by_domain.into_values().flatten().collect();
 
     let stored = framework.oscal.as_ref().filter(|_| imported);
@@ -1020,6 +1037,34 @@ pub async fn export(
             .cloned(),
     };
     Ok(serde_json::to_value(Document { catalog }).unwrap_or(Value::Null))
+}
+
+/// Moves the controls of a group that also has sub-groups into a first sub-group
+/// marked as their carrier, since an OSCAL group holds either groups or controls.
+fn carry_mixed(group: &mut Group) {
+    group.groups.iter_mut().for_each(carry_mixed);
+    if group.groups.is_empty() || group.controls.is_empty() {
+        return;
+    }
+    let id = group.id.as_deref().map(|id| format!("{id}-own"));
+    let carrier = Group {
+        id,
+        class: None,
+        title: group.title.clone(),
+        params: Vec::new(),
+        props: vec![Prop {
+            name: "carrier".into(),
+            value: "controls".into(),
+            ns: Some(NS.into()),
+            class: None,
+            rest: Map::new(),
+        }],
+        links: Vec::new(),
+        parts: Vec::new(),
+        groups: Vec::new(),
+        controls: std::mem::take(&mut group.controls),
+    };
+    group.groups.insert(0, carrier);
 }
 
 fn library_metadata(f: &framework::Model) -> Metadata {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Measures the framework-library targets on loopback: listing ISO 27001's controls
+# (the default page of 50, and all 123 at once) and a search across every control
+# (queries rotated so no single word is favoured), 64 connections each; then seeding
+# the whole library into an empty SQLite database and importing the NIST SP 800-53
+# LOW catalog, timed with hyperfine. Bounded: about two minutes.
+#
+#   cargo build --release && loadtest/frameworks.sh [path/to/ruleiq]
+#
+# Needs wrk, hyperfine, curl and python3. Rate limits are off: this measures capacity.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+port="${PORT:-8767}"
+seconds="${SECONDS_PER_RUN:-15}"
+nist="$here/../shared/fixtures/oscal/NIST_SP-800-53_rev5_LOW-baseline-resolved-profile_catalog.json"
+dir="$(mktemp -d)"
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+cd "$dir"
+export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false
+base="http://127.0.0.1:$port/api/v1"
+
+"$bin" serve --port "$port" >/dev/null 2>&1 &
+pid=$!
+until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+token=$(curl -sf -X POST "$base/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"load@example.co.uk","password":"otter lantern quarry velvet","full_name":"Load Test","organization_name":"Load Ltd"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+auth="Authorization: Bearer $token"
+
+run() {
+  echo "== $1, wrk -t2 -c64 -d${seconds}s"
+  shift
+  wrk -t2 -c64 -d"${seconds}s" --latency -H "$auth" "$@" \
+    | grep -E 'Requests/sec|Transfer/sec|  50%|  90%|  99%|requests in|Non-2xx'
+}
+run "GET /frameworks/iso27001-2022/controls (50 per page)" "$base/frameworks/iso27001-2022/controls"
+run "GET /frameworks/iso27001-2022/controls?limit=200 (all 123)" "$base/frameworks/iso27001-2022/controls?limit=200"
+
+cat > search.lua <<'LUA'
+local queries = {"backup", "multi-factor", "incident", "supplier", "encryption",
+  "password", "risk assessment", "access", "training", "logging", "A.8.5", "personal data"}
+local n = 0
+request = function()
+  n = n + 1
+  local q = queries[(n % #queries) + 1]:gsub(" ", "%%20")
+  return wrk.format("GET", "/api/v1/search?q=" .. q)
+end
+LUA
+run "GET /search?q=… (12 queries rotated, all frameworks)" -s search.lua "http://127.0.0.1:$port"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+echo "== seeding the whole library into an empty SQLite database (ruleiq seed after migrate)"
+hyperfine --warmup 1 --runs 10 -N \
+  --prepare "rm -rf $dir/seed && mkdir -p $dir/seed && env DATA_DIR=$dir/seed DATABASE_URL=sqlite://$dir/seed/db.sqlite $bin migrate up" \
+  "env DATA_DIR=$dir/seed DATABASE_URL=sqlite://$dir/seed/db.sqlite $bin seed" 2>&1 | grep -E 'Time|Range'
+
+echo "== importing the NIST SP 800-53 LOW catalog (149 controls) into a seeded database"
+mkdir -p "$dir/imp"
+env DATA_DIR="$dir/imp" DATABASE_URL="sqlite://$dir/imp/db.sqlite" "$bin" migrate up >/dev/null
+env DATA_DIR="$dir/imp" DATABASE_URL="sqlite://$dir/imp/db.sqlite" "$bin" seed >/dev/null
+cp "$dir/imp/db.sqlite" "$dir/imp/seeded.sqlite"
+hyperfine --warmup 1 --runs 10 -N \
+  --prepare "cp $dir/imp/seeded.sqlite $dir/imp/db.sqlite" \
+  "env DATA_DIR=$dir/imp DATABASE_URL=sqlite://$dir/imp/db.sqlite $bin frameworks import $nist" 2>&1 | grep -E 'Time|Range'
