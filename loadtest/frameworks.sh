@@ -51,15 +51,29 @@ run "GET /search?q=… (12 queries rotated, all frameworks)" -s search.lua "http
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 echo "== seeding the whole library into an empty SQLite database (ruleiq seed after migrate)"
-hyperfine --warmup 1 --runs 10 -N \
-  --prepare "rm -rf $dir/seed && mkdir -p $dir/seed && env DATA_DIR=$dir/seed DATABASE_URL=sqlite://$dir/seed/db.sqlite $bin migrate up" \
-  "env DATA_DIR=$dir/seed DATABASE_URL=sqlite://$dir/seed/db.sqlite $bin seed" 2>&1 | grep -E 'Time|Range'
+cat > prepare-seed.sh <<SH
+#!/bin/sh
+rm -rf "$dir/seed" && mkdir -p "$dir/seed"
+DATA_DIR="$dir/seed" DATABASE_URL="sqlite://$dir/seed/db.sqlite" "$bin" migrate up >/dev/null
+SH
+cat > seed.sh <<SH
+#!/bin/sh
+DATA_DIR="$dir/seed" DATABASE_URL="sqlite://$dir/seed/db.sqlite" exec "$bin" seed
+SH
+cat > prepare-import.sh <<SH
+#!/bin/sh
+rm -rf "$dir/imp" && cp -r "$dir/seeded" "$dir/imp"
+SH
+cat > import.sh <<SH
+#!/bin/sh
+DATA_DIR="$dir/imp" DATABASE_URL="sqlite://$dir/imp/db.sqlite" exec "$bin" frameworks import "$nist"
+SH
+chmod +x ./*.sh
+hyperfine --warmup 1 --runs 10 -N --prepare "$dir/prepare-seed.sh" "$dir/seed.sh" 2>&1 | grep -E 'Time|Range'
 
 echo "== importing the NIST SP 800-53 LOW catalog (149 controls) into a seeded database"
-mkdir -p "$dir/imp"
-env DATA_DIR="$dir/imp" DATABASE_URL="sqlite://$dir/imp/db.sqlite" "$bin" migrate up >/dev/null
-env DATA_DIR="$dir/imp" DATABASE_URL="sqlite://$dir/imp/db.sqlite" "$bin" seed >/dev/null
-cp "$dir/imp/db.sqlite" "$dir/imp/seeded.sqlite"
-hyperfine --warmup 1 --runs 10 -N \
-  --prepare "cp $dir/imp/seeded.sqlite $dir/imp/db.sqlite" \
-  "env DATA_DIR=$dir/imp DATABASE_URL=sqlite://$dir/imp/db.sqlite $bin frameworks import $nist" 2>&1 | grep -E 'Time|Range'
+# The database files (with their write-ahead log) of a migrated, seeded installation.
+mkdir -p "$dir/seeded"
+DATA_DIR="$dir/seeded" DATABASE_URL="sqlite://$dir/seeded/db.sqlite" "$bin" migrate up >/dev/null
+DATA_DIR="$dir/seeded" DATABASE_URL="sqlite://$dir/seeded/db.sqlite" "$bin" seed >/dev/null
+hyperfine --warmup 1 --runs 10 -N --prepare "$dir/prepare-import.sh" "$dir/import.sh" 2>&1 | grep -E 'Time|Range'

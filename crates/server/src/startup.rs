@@ -206,6 +206,7 @@ impl Application {
             identity,
             audit,
             catalog,
+            responses: ruleiq_web::cache::ResponseCache::default(),
             profiles,
             search,
             limiter,

@@ -1,14 +1,22 @@
 //! Search across everything a user can reach: controls now, evidence and policies as
 //! they arrive. Behind [`SearchIndex`] so the store can change without touching
 //! callers; the database-backed index works the same on both engines and with any
-//! number of server instances, because the index lives in the database.
+//! number of server instances, because the index lives in the database and every
+//! instance checks its revision before answering from memory.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ruleiq_db::{
-    DatabaseConnection, DbErr, entities::search_document, repositories::search as repo,
+    DatabaseConnection, DbErr,
+    entities::search_document,
+    repositories::{frameworks as frameworks_repo, search as repo},
+    sea_orm::TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+};
 use uuid::Uuid;
 
 /// What a document is.
@@ -133,24 +141,6 @@ impl SearchQuery {
             limit: limit.clamp(1, 50),
         })
     }
-
-    fn patterns(&self) -> Vec<String> {
-        self.terms
-            .iter()
-            .map(|t| {
-                let mut p = String::with_capacity(t.len() + 2);
-                p.push('%');
-                for ch in t.chars() {
-                    if matches!(ch, '%' | '_' | '\\') {
-                        p.push('\\');
-                    }
-                    p.push(ch);
-                }
-                p.push('%');
-                p
-            })
-            .collect()
-    }
 }
 
 /// One result.
@@ -172,8 +162,13 @@ pub struct SearchHit {
 pub trait SearchIndex: Send + Sync + std::fmt::Debug {
     /// Adds or refreshes documents.
     async fn index(&self, docs: Vec<SearchDocument>) -> Result<(), DbErr>;
-    /// Forgets documents.
-    async fn remove(&self, kind: SearchKind, subjects: &[Uuid]) -> Result<(), DbErr>;
+    /// Forgets documents of one scope (an organisation's, or the library's).
+    async fn remove(
+        &self,
+        organization_id: Option<Uuid>,
+        kind: SearchKind,
+        subjects: &[Uuid],
+    ) -> Result<(), DbErr>;
     /// The best matches within the organisation's reach, best first.
     async fn search(
         &self,
@@ -182,35 +177,110 @@ pub trait SearchIndex: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<SearchHit>, DbErr>;
 }
 
-/// The index in the `search_documents` table.
+/// The index in the `search_documents` table, searched in memory. Each server instance
+/// keeps the documents of the scopes it has been asked about (the library's, shared by
+/// every organisation, and each organisation's own) and checks one revision row per
+/// search, so a change made through any instance is seen by all at their next search.
 #[derive(Debug, Clone)]
 pub struct DbSearchIndex {
     db: DatabaseConnection,
+    scopes: Arc<RwLock<HashMap<Option<Uuid>, Arc<Scope>>>>,
 }
+
+/// One scope's documents, as of `revision`.
+#[derive(Debug)]
+struct Scope {
+    revision: String,
+    docs: Vec<Doc>,
+}
+
+/// A document with its lower-cased text, matched by substring as `LIKE` would.
+#[derive(Debug)]
+struct Doc {
+    kind: SearchKind,
+    subject_id: Uuid,
+    framework_slug: Option<String>,
+    title: String,
+    body: String,
+    lower_title: String,
+    lower_body: String,
+}
+
+/// Organisations whose documents are kept; past it, the cache starts again.
+const MAX_SCOPES: usize = 1_000;
 
 impl DbSearchIndex {
     #[must_use]
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            scopes: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    async fn scope(&self, org: Option<Uuid>, revision: String) -> Result<Arc<Scope>, DbErr> {
+        if let Some(s) = self.read().get(&org)
+            && s.revision == revision
+        {
+            return Ok(s.clone());
+        }
+        let docs = repo::all_in_scope(&self.db, org)
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                Some(Doc {
+                    kind: SearchKind::parse(&c.kind)?,
+                    subject_id: c.subject_id,
+                    framework_slug: c.framework_slug,
+                    lower_title: normalise(&c.title),
+                    lower_body: normalise(&c.body),
+                    title: c.title,
+                    body: c.body,
+                })
+            })
+            .collect();
+        let scope = Arc::new(Scope { revision, docs });
+        let mut map = self
+            .scopes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_SCOPES {
+            map.clear();
+        }
+        map.insert(org, scope.clone());
+        Ok(scope)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Option<Uuid>, Arc<Scope>>> {
+        self.scopes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
-
-/// Candidates examined per query before ranking.
-const CANDIDATES: u64 = 1_000;
 
 #[async_trait]
 impl SearchIndex for DbSearchIndex {
     async fn index(&self, docs: Vec<SearchDocument>) -> Result<(), DbErr> {
         let now = Utc::now();
-        repo::upsert(
-            &self.db,
-            docs.into_iter().map(|d| d.into_row(now)).collect(),
-        )
-        .await
+        let scopes: HashSet<Option<Uuid>> = docs.iter().map(|d| d.organization_id).collect();
+        let txn = self.db.begin().await?;
+        repo::upsert(&txn, docs.into_iter().map(|d| d.into_row(now)).collect()).await?;
+        for org in scopes {
+            frameworks_repo::bump_revision(&txn, org, now).await?;
+        }
+        txn.commit().await
     }
 
-    async fn remove(&self, kind: SearchKind, subjects: &[Uuid]) -> Result<(), DbErr> {
-        repo::remove(&self.db, kind.as_str(), subjects).await
+    async fn remove(
+        &self,
+        organization_id: Option<Uuid>,
+        kind: SearchKind,
+        subjects: &[Uuid],
+    ) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        repo::remove(&txn, kind.as_str(), subjects).await?;
+        frameworks_repo::bump_revision(&txn, organization_id, Utc::now()).await?;
+        txn.commit().await
     }
 
     async fn search(
@@ -218,47 +288,56 @@ impl SearchIndex for DbSearchIndex {
         organization_id: Option<Uuid>,
         query: &SearchQuery,
     ) -> Result<Vec<SearchHit>, DbErr> {
-        let found = repo::candidates(
-            &self.db,
-            organization_id,
-            query.kind.map(SearchKind::as_str),
-            &query.patterns(),
-            CANDIDATES,
-        )
-        .await?;
-        let mut hits: Vec<SearchHit> = found
-            .into_iter()
-            .filter_map(|c| {
-                let kind = SearchKind::parse(&c.kind)?;
-                Some(SearchHit {
-                    kind,
-                    id: c.subject_id,
-                    score: score(&query.terms, &c.title, &c.body),
-                    snippet: snippet(&c.body, &query.terms),
-                    title: c.title,
-                    framework_slug: c.framework_slug,
+        let revision = frameworks_repo::revision(&self.db, organization_id).await?;
+        let library = self
+            .scope(
+                None,
+                format!("{}/{}", revision.library, revision.library_imports),
+            )
+            .await?;
+        let own = match organization_id {
+            Some(org) => Some(self.scope(Some(org), revision.organization.clone()).await?),
+            None => None,
+        };
+        let mut hits: Vec<(u32, &Doc)> = library
+            .docs
+            .iter()
+            .chain(own.iter().flat_map(|s| s.docs.iter()))
+            .filter(|d| query.kind.is_none_or(|k| k == d.kind))
+            .filter(|d| {
+                query.terms.iter().all(|t| {
+                    d.lower_title.contains(t.as_str()) || d.lower_body.contains(t.as_str())
                 })
             })
+            .map(|d| (score(&query.terms, &d.lower_title, &d.lower_body), d))
             .collect();
-        hits.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.title.cmp(&b.title)));
+        hits.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.title.cmp(&b.1.title)));
         hits.truncate(query.limit);
-        Ok(hits)
+        Ok(hits
+            .into_iter()
+            .map(|(score, d)| SearchHit {
+                kind: d.kind,
+                id: d.subject_id,
+                title: d.title.clone(),
+                snippet: snippet(&d.body, &query.terms),
+                framework_slug: d.framework_slug.clone(),
+                score,
+            })
+            .collect())
     }
 }
 
 /// Relevance: a match in the title counts far more than one in the body, an exact
 /// reference (`a.8.5`) most of all, and repeated body matches add with diminishing
-/// weight so a long text does not win by length alone.
+/// weight so a long text does not win by length alone. Takes lower-cased text.
 fn score(terms: &[String], title: &str, body: &str) -> u32 {
-    let title = title.to_lowercase();
-    let body = body.to_lowercase();
     let reference = title.split_whitespace().next().unwrap_or("");
     let mut total = 0u32;
     for t in terms {
         if reference == t {
             total += 100;
         }
-        let in_title = count(&title, t);
+        let in_title = count(title, t);
         total += 20 * in_title.min(3);
         if title
             .split(|c: char| !c.is_alphanumeric())
@@ -266,7 +345,7 @@ fn score(terms: &[String], title: &str, body: &str) -> u32 {
         {
             total += 10;
         }
-        let in_body = count(&body, t);
+        let in_body = count(body, t);
         total += match in_body {
             0 => 0,
             1 => 4,
@@ -394,16 +473,6 @@ mod tests {
     }
 
     #[test]
-    fn like_patterns_escape_wildcards() {
-        let q = SearchQuery {
-            terms: vec!["a_b%c\\".into()],
-            kind: None,
-            limit: 5,
-        };
-        assert_eq!(q.patterns(), ["%a\\_b\\%c\\\\%"]);
-    }
-
-    #[test]
     fn snippets_escape_and_mark_every_match() {
         let body = "Use <b>multi-factor</b> authentication for admins. MFA stops most attacks.";
         let s = snippet(body, &["mfa".into(), "admins".into()]);
@@ -420,12 +489,12 @@ mod tests {
     fn references_and_titles_outrank_body_text() {
         let terms = vec!["a.8.5".to_owned()];
         assert!(
-            score(&terms, "A.8.5 Secure authentication", "")
-                > score(&terms, "A.5.1 Policies", "see a.8.5")
+            score(&terms, "a.8.5 secure authentication", "")
+                > score(&terms, "a.5.1 policies", "see a.8.5")
         );
         let terms = vec!["backup".to_owned()];
         assert!(
-            score(&terms, "Backup", "x") > score(&terms, "Other", "backup backup backup backup")
+            score(&terms, "backup", "x") > score(&terms, "other", "backup backup backup backup")
         );
     }
 }

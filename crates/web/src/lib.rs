@@ -7,6 +7,7 @@
 //! method, map to a response type.
 
 pub mod api;
+pub mod cache;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;

@@ -21,6 +21,8 @@ pub struct AppParts {
     pub identity: Identity,
     pub audit: Audit,
     pub catalog: Catalog,
+    /// Rendered catalogue answers, checked against the catalogue's revision.
+    pub responses: crate::cache::ResponseCache,
     pub profiles: Profiles,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,

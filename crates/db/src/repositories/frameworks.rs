@@ -92,6 +92,82 @@ pub async fn set_content_hash<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The name under which the revision of what `organization_id` (or, for `None`,
+/// the shared library beyond its built-in content) has imported is recorded.
+#[must_use]
+pub fn imports_revision_name(organization_id: Option<Uuid>) -> String {
+    organization_id.map_or_else(|| "library-imports".to_owned(), |o| format!("org:{o}"))
+}
+
+/// Marks that the frameworks (or search documents) of a scope changed, so every
+/// server instance's caches of that scope are stale.
+///
+/// # Errors
+/// On a database error.
+pub async fn bump_revision<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let name = imports_revision_name(organization_id);
+    set_content_hash(db, &name, &Uuid::now_v7().simple().to_string(), now).await
+}
+
+/// The current revision of everything an organisation can read from the catalogue:
+/// the library's content, the library's imports and the organisation's own. One
+/// indexed read; equal strings mean nothing changed.
+///
+/// # Errors
+/// On a database error.
+pub async fn revision<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Option<Uuid>,
+) -> Result<Revision, DbErr> {
+    let mut names = vec!["library".to_owned(), imports_revision_name(None)];
+    if organization_id.is_some() {
+        names.push(imports_revision_name(organization_id));
+    }
+    let rows: Vec<(String, String)> = content_import::Entity::find()
+        .select_only()
+        .column(content_import::Column::Name)
+        .column(content_import::Column::Hash)
+        .filter(content_import::Column::Name.is_in(names))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out = Revision::default();
+    for (name, hash) in rows {
+        match name.as_str() {
+            "library" => out.library = hash,
+            "library-imports" => out.library_imports = hash,
+            _ => out.organization = hash,
+        }
+    }
+    Ok(out)
+}
+
+/// The revisions a cache of catalogue reads is checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Revision {
+    /// The built-in content's hash.
+    pub library: String,
+    /// Changes with every catalog imported into the shared library.
+    pub library_imports: String,
+    /// Changes with every import, deletion or indexing in the organisation.
+    pub organization: String,
+}
+
+impl Revision {
+    /// The whole revision as one string.
+    #[must_use]
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.library, self.library_imports, self.organization
+        )
+    }
+}
+
 /// Inserts a framework, or updates the one with the same scope and slug in place
 /// (keeping its id, so everything linked to it stays linked). Returns its id.
 ///

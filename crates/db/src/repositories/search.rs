@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::frameworks::{placeholders, sql};
+use super::frameworks::sql;
 use crate::entities::search_document;
 
 /// Rows per multi-row INSERT.
@@ -83,7 +83,7 @@ pub async fn remove<C: ConnectionTrait>(
     Ok(())
 }
 
-/// A candidate match.
+/// A stored document.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Candidate {
     pub kind: String,
@@ -93,40 +93,27 @@ pub struct Candidate {
     pub body: String,
 }
 
-/// Documents within reach of the organisation whose text contains every pattern
-/// (already lower-cased and escaped for `LIKE … ESCAPE '\'`).
+/// Every document of one scope: the library's (`None`) or an organisation's own.
 ///
 /// # Errors
 /// On a database error.
-pub async fn candidates<C: ConnectionTrait>(
+pub async fn all_in_scope<C: ConnectionTrait>(
     db: &C,
     organization_id: Option<Uuid>,
-    kind: Option<&str>,
-    patterns: &[String],
-    cap: u64,
 ) -> Result<Vec<Candidate>, DbErr> {
-    let mut text = String::from(
-        "SELECT kind, subject_id, framework_slug, title, body FROM search_documents WHERE ",
-    );
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    match organization_id {
-        Some(org) => {
-            text.push_str("(organization_id IS NULL OR organization_id = ?)");
-            values.push(org.into());
-        }
-        None => text.push_str("organization_id IS NULL"),
-    }
-    if let Some(kind) = kind {
-        text.push_str(" AND kind = ?");
-        values.push(kind.into());
-    }
-    for p in patterns {
-        text.push_str(" AND search_text LIKE ? ESCAPE '\\'");
-        values.push(p.clone().into());
-    }
-    text.push_str(&format!(" LIMIT {cap}"));
-    let _ = placeholders;
-    Candidate::find_by_statement(sql(db.get_database_backend(), &text, values))
+    let (text, values): (&str, Vec<sea_orm::Value>) = match organization_id {
+        Some(org) => (
+            "SELECT kind, subject_id, framework_slug, title, body FROM search_documents \
+             WHERE organization_id = ? ORDER BY title",
+            vec![org.into()],
+        ),
+        None => (
+            "SELECT kind, subject_id, framework_slug, title, body FROM search_documents \
+             WHERE organization_id IS NULL ORDER BY title",
+            Vec::new(),
+        ),
+    };
+    Candidate::find_by_statement(sql(db.get_database_backend(), text, values))
         .all(db)
         .await
 }

@@ -893,3 +893,47 @@ fn scrub(doc: &mut Value, reference: &str) {
         list.retain(|m| m["source"] != reference);
     }
 }
+
+#[tokio::test]
+async fn two_instances_on_one_database_search_the_same_index() {
+    let a_app = TestApp::spawn().await;
+    let url = a_app.db.url.clone();
+    let b_app =
+        TestApp::spawn_with(move |raw| raw.database_url = Some(ruleiq_test_support::text(&url)))
+            .await;
+    let owner_a = owner(&a_app, "ann@example.co.uk", "Ann Ltd").await;
+    let basic = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/oscal/basic-catalog.json"
+    ))
+    .unwrap();
+    let res = import(&a_app, &owner_a, basic).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let imported: Value = res.json().await.unwrap();
+    let slug = imported["slug"].as_str().unwrap().to_owned();
+    let hits = |body: &Value| {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["framework_slug"] == slug.as_str())
+            .count()
+    };
+    // The other instance finds what the first one indexed, with the same token.
+    let (status, on_b) = get(&b_app, "/search?q=security&limit=50", &owner_a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(hits(&on_b) > 0, "{on_b}");
+    let res = call(
+        &b_app,
+        Method::DELETE,
+        &format!("/frameworks/{slug}"),
+        &owner_a.token,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let (_, on_a) = get(&a_app, "/search?q=security&limit=50", &owner_a).await;
+    assert_eq!(hits(&on_a), 0, "deleted on B, gone on A");
+    b_app.stop().await;
+    a_app.stop().await;
+}

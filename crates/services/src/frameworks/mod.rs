@@ -12,6 +12,7 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{control, framework},
     repositories::frameworks as repo,
+    sea_orm::TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -424,6 +425,16 @@ impl Catalog {
         })
     }
 
+    /// The revision of everything `org` can read here; it changes whenever the
+    /// library is reloaded or anything is imported or deleted in reach, on any
+    /// server instance.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn revision(&self, org: Option<Uuid>) -> Result<String, DbErr> {
+        Ok(repo::revision(&self.db, org).await?.key())
+    }
+
     /// The stored framework row, by id or slug, if visible.
     ///
     /// # Errors
@@ -446,10 +457,13 @@ impl Catalog {
             .into_iter()
             .map(|c| c.id)
             .collect();
-        let deleted = repo::delete_imported(&self.db, org, id).await?;
+        let txn = self.db.begin().await?;
+        let deleted = repo::delete_imported(&txn, org, id).await?;
         if deleted {
-            ruleiq_db::repositories::search::remove(&self.db, "control", &controls).await?;
+            ruleiq_db::repositories::search::remove(&txn, "control", &controls).await?;
+            repo::bump_revision(&txn, Some(org), chrono::Utc::now()).await?;
         }
+        txn.commit().await?;
         Ok(deleted)
     }
 

@@ -405,6 +405,7 @@ pub async fn import(
         })
         .collect();
     search_repo::upsert(&txn, docs).await?;
+    repo::bump_revision(&txn, org, now).await?;
     txn.commit().await?;
     Ok(Imported {
         id: framework_id,

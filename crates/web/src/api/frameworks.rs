@@ -2,8 +2,8 @@
 //! applicability, and OSCAL exchange.
 
 use axum::{
-    body::Body,
-    extract::{Path, Request, State},
+    body::{Body, Bytes},
+    extract::{OriginalUri, Path, Request, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -214,6 +214,37 @@ pub(crate) fn invalid(field: &str, message: &str) -> ApiError {
     }
 }
 
+/// Answers a catalogue read from the response cache when nothing in the caller's
+/// reach changed since it was rendered (one revision read), else renders and keeps it.
+async fn cached<T, F, Fut>(
+    state: &AppState,
+    org: Uuid,
+    uri: &axum::http::Uri,
+    render: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let revision = state
+        .catalog
+        .revision(Some(org))
+        .await
+        .map_err(ApiError::internal)?;
+    let key = format!(
+        "{org} {}",
+        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+    );
+    if let Some(body) = state.responses.get(&key, &revision) {
+        return Ok(crate::cache::json(body));
+    }
+    let value = render().await?;
+    let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
+    state.responses.put(key, revision, body.clone());
+    Ok(crate::cache::json(body))
+}
+
 fn no_framework(id: &str) -> ApiError {
     ApiError::NotFound(format!(
         "no framework {id:?} in the library or your organisation's imports"
@@ -231,20 +262,25 @@ fn no_framework(id: &str) -> ApiError {
 async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-) -> Result<ApiJson<FrameworkList>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
-    let items = state
-        .catalog
-        .list(Some(permit.organization_id().as_uuid()))
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .map(FrameworkResponse::from)
-        .collect();
-    Ok(ApiJson(FrameworkList {
-        items,
-        next_cursor: None,
-    }))
+    let org = permit.organization_id().as_uuid();
+    cached(&state, org, &uri, || async {
+        let items = state
+            .catalog
+            .list(Some(org))
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(FrameworkResponse::from)
+            .collect();
+        Ok(FrameworkList {
+            items,
+            next_cursor: None,
+        })
+    })
+    .await
 }
 
 /// One framework, by id or slug.
@@ -259,16 +295,21 @@ async fn list(
 async fn get(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
-) -> Result<ApiJson<FrameworkResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
-    let f = state
-        .catalog
-        .get(Some(permit.organization_id().as_uuid()), &id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| no_framework(&id))?;
-    Ok(ApiJson(f.into()))
+    let org = permit.organization_id().as_uuid();
+    cached(&state, org, &uri, || async {
+        let f = state
+            .catalog
+            .get(Some(org), &id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| no_framework(&id))?;
+        Ok(FrameworkResponse::from(f))
+    })
+    .await
 }
 
 /// Deletes a framework your organisation imported (library frameworks cannot be
@@ -334,9 +375,10 @@ async fn delete(
 async fn controls(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ControlParams>,
-) -> Result<ApiJson<ControlPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
     let org = Some(permit.organization_id().as_uuid());
     let limit = params.limit.unwrap_or(50);
@@ -355,37 +397,43 @@ async fn controls(
     if params.q.as_deref().is_some_and(|q| q.chars().count() > 200) {
         return Err(invalid("q", "keep it under 200 characters"));
     }
-    let framework = state
-        .catalog
-        .get(org, &id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| no_framework(&id))?;
-    let domain = params.domain.filter(|d| !d.is_empty());
-    if let Some(d) = &domain
-        && !framework.domains.iter().any(|x| &x.reference == d)
-    {
-        return Err(invalid(
-            "domain",
-            &format!("{} has no heading {d:?}", framework.slug),
-        ));
-    }
-    let filter = ControlFilter {
-        domain,
-        q: params.q.filter(|q| !q.trim().is_empty()),
-        after,
-        limit,
-    };
-    let (views, next) = state
-        .catalog
-        .controls(org, &framework, &filter)
-        .await
-        .map_err(ApiError::internal)?;
-    let next_cursor = next.map(|p| p.to_string());
-    Ok(ApiJson(ControlPage {
-        items: views.into_iter().map(ControlResponse::from).collect(),
-        next_cursor,
-    }))
+    let org_id = permit.organization_id().as_uuid();
+    let state2 = state.clone();
+    cached(&state, org_id, &uri, || async move {
+        let state = state2;
+        let framework = state
+            .catalog
+            .get(org, &id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| no_framework(&id))?;
+        let domain = params.domain.filter(|d| !d.is_empty());
+        if let Some(d) = &domain
+            && !framework.domains.iter().any(|x| &x.reference == d)
+        {
+            return Err(invalid(
+                "domain",
+                &format!("{} has no heading {d:?}", framework.slug),
+            ));
+        }
+        let filter = ControlFilter {
+            domain,
+            q: params.q.filter(|q| !q.trim().is_empty()),
+            after,
+            limit,
+        };
+        let (views, next) = state
+            .catalog
+            .controls(org, &framework, &filter)
+            .await
+            .map_err(ApiError::internal)?;
+        let next_cursor = next.map(|p| p.to_string());
+        Ok(ControlPage {
+            items: views.into_iter().map(ControlResponse::from).collect(),
+            next_cursor,
+        })
+    })
+    .await
 }
 
 /// One control.
@@ -400,18 +448,24 @@ async fn controls(
 async fn control(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
+    OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
-) -> Result<ApiJson<ControlResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
+    let org = permit.organization_id().as_uuid();
     let not_found = || ApiError::NotFound("no such control within your reach".into());
     let id = id.parse::<Uuid>().map_err(|_| not_found())?;
-    let c = state
-        .catalog
-        .control(Some(permit.organization_id().as_uuid()), id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_found)?;
-    Ok(ApiJson(c.into()))
+    let state2 = state.clone();
+    cached(&state, org, &uri, || async move {
+        let c = state2
+            .catalog
+            .control(Some(org), id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(not_found)?;
+        Ok(ControlResponse::from(c))
+    })
+    .await
 }
 
 /// Two frameworks to compare.
