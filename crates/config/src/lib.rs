@@ -250,6 +250,10 @@ pub struct AuthSettings {
     pub jwt_algorithm: String,
     pub access_token_expire_minutes: u32,
     pub secret_key: Option<SecretString>,
+    /// How long a session lookup may be answered from memory (`SESSION_CACHE_MS`;
+    /// zero: never). Changes clear it at once on every instance; this bounds a lost
+    /// notification.
+    pub session_cache: Duration,
 }
 
 impl fmt::Debug for AuthSettings {
@@ -265,6 +269,7 @@ impl fmt::Debug for AuthSettings {
                 &self.access_token_expire_minutes,
             )
             .field("secret_key", &self.secret_key.as_ref().map(|_| "****"))
+            .field("session_cache", &self.session_cache)
             .finish()
     }
 }
@@ -551,6 +556,12 @@ impl Settings {
                 return Err(ConfigError::invalid(name, "must be greater than 0"));
             }
         }
+        if raw.session_cache_ms > 60_000 {
+            return Err(ConfigError::invalid(
+                "SESSION_CACHE_MS",
+                "must be at most 60000 (a minute); 0 turns the cache off",
+            ));
+        }
         for (name, value) in [
             ("RATE_LIMIT_PER_MINUTE", raw.rate_limit_per_minute),
             ("AI_RATE_LIMIT_PER_MINUTE", raw.ai_rate_limit_per_minute),
@@ -665,6 +676,7 @@ impl Settings {
                 jwt_algorithm,
                 access_token_expire_minutes: raw.jwt_access_token_expire_minutes,
                 secret_key: non_empty(raw.secret_key).map(SecretString::from),
+                session_cache: Duration::from_millis(raw.session_cache_ms),
             },
             ai: AiSettings {
                 openai_api_key: non_empty(raw.openai_api_key).map(SecretString::from),

@@ -190,6 +190,8 @@ impl Application {
         )
         .with_rate_limiter(limiter.clone());
         let identity = components.identity()?;
+        let shutdown = CancellationToken::new();
+        listen_for_identity_changes(&settings, identity.session_cache(), shutdown.clone());
         let audit = identity.audit().clone();
         let catalog = Catalog::new(components.db.clone());
         let profiles = Profiles::new(
@@ -217,7 +219,7 @@ impl Application {
             listener,
             router: ruleiq_web::router(state),
             components,
-            shutdown: CancellationToken::new(),
+            shutdown,
             started_at,
         })
     }
@@ -325,7 +327,8 @@ impl Components {
             self.settings.auth.access_token_expire_minutes,
             audit,
         )
-        .with_mailer(mailer, &mail.public_url))
+        .with_mailer(mailer, &mail.public_url)
+        .with_session_cache(self.settings.auth.session_cache))
     }
 
     /// The job queue's backend name.
@@ -333,4 +336,58 @@ impl Components {
     pub fn queue_backend(&self) -> &'static str {
         self.jobs.queue_backend()
     }
+}
+
+/// Clears the session cache whenever another instance announces an identity change
+/// (PostgreSQL `LISTEN`). While the listener is not connected the cache is off, so a
+/// change can never go unheard; SQLite serves one instance and needs no listener.
+fn listen_for_identity_changes(
+    settings: &Settings,
+    cache: Arc<ruleiq_services::identity::sessions::SessionCache>,
+    shutdown: CancellationToken,
+) {
+    use ruleiq_services::identity::sessions::CHANNEL;
+    if settings.database.url.backend() != ruleiq_config::DatabaseBackend::Postgres
+        || !cache.enabled()
+    {
+        return;
+    }
+    cache.disable();
+    // Its own connection, outside the pool, so listening never takes one from requests.
+    let url = settings.database.url.expose().to_owned();
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "identity-change listener cannot connect; session cache off");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "cannot LISTEN for identity changes; session cache off");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                }
+            }
+            cache.enable();
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    message = listener.try_recv() => match message {
+                        Ok(Some(_)) => cache.clear(),
+                        // Disconnected (notifications may have been missed), or failed.
+                        Ok(None) | Err(_) => {
+                            cache.disable();
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    });
 }

@@ -381,7 +381,10 @@ async fn forged_expired_and_misused_tokens_are_401() {
 
 #[tokio::test]
 async fn a_deactivated_account_is_refused_at_once() {
-    let app = TestApp::spawn().await;
+    // The account is changed behind the server's back (SQL), which the session cache
+    // would only notice after SESSION_CACHE_MS; changes through the product clear it
+    // at once (members::changes_reach_every_instance_at_once).
+    let app = TestApp::spawn_with(|raw| raw.session_cache_ms = 0).await;
     let reg = register(&app, "ada@example.co.uk", "Engines").await;
     let token = reg["access_token"].as_str().unwrap();
     assert_eq!(
@@ -514,7 +517,8 @@ async fn the_audit_chain_verifies_and_an_edited_row_is_named() {
 
 #[tokio::test]
 async fn the_audit_log_needs_its_permission_and_shows_only_the_callers_organisation() {
-    let app = TestApp::spawn().await;
+    // The role is changed in SQL below; see a_deactivated_account_is_refused_at_once.
+    let app = TestApp::spawn_with(|raw| raw.session_cache_ms = 0).await;
     let a = register(&app, "ada@example.co.uk", "Engines").await;
     let b = register(&app, "bea@example.co.uk", "Looms").await;
     let b_token = b["access_token"].as_str().unwrap();

@@ -472,3 +472,85 @@ async fn another_organisation_can_neither_see_nor_change_an_organisations_object
         .unwrap();
     assert_eq!(org["name"], "B Ltd");
 }
+
+/// Sessions are cached in memory (SESSION_CACHE_MS); a change made through any
+/// instance must still take effect at once everywhere: on PostgreSQL through
+/// LISTEN/NOTIFY. SQLite runs as one instance; a second process on the same file sees
+/// the change within SESSION_CACHE_MS, which is what is asserted there.
+#[tokio::test]
+async fn changes_reach_every_instance_at_once() {
+    let a_app = TestApp::spawn().await;
+    let url = a_app.db.url.clone();
+    let b_app = TestApp::spawn_with(move |raw| {
+        raw.database_url = Some(ruleiq_test_support::text(&url));
+    })
+    .await;
+    let ada = owner(&a_app, "ada@example.co.uk", "A Ltd").await;
+    let cy = join(&a_app, &ada, "cy@example.co.uk", "compliance_manager").await;
+    let me = |app: &TestApp, token: String| {
+        let req = app.client.get(app.url("/api/v1/auth/me")).bearer_auth(token);
+        async move { req.send().await.unwrap() }
+    };
+    if ruleiq_test_support::backend() == "postgres" {
+        // Both instances listen (so their caches are on, not merely bypassed).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let row = a_app
+                .components
+                .db
+                .query_one_raw(ruleiq_db::sea_orm::Statement::from_string(
+                    ruleiq_db::sea_orm::DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let n: i64 = row.try_get("", "n").unwrap();
+            if n >= 2 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} listeners");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    // Both instances have Cy's session in their caches now.
+    for app in [&a_app, &b_app] {
+        for _ in 0..3 {
+            assert_eq!(me(app, cy.token.clone()).await.status(), StatusCode::OK);
+        }
+    }
+    // A demotion through instance A is seen at once by A...
+    let res = call(&a_app, Method::PATCH, &format!("/users/{}", cy.id), &ada.token, Some(json!({"role": "viewer"}))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = me(&a_app, cy.token.clone()).await.json().await.unwrap();
+    assert_eq!(body["role"], "viewer", "{body}");
+    // ...and a deactivation through A makes Cy's token useless on A at once,
+    let res = call(&a_app, Method::PATCH, &format!("/users/{}", cy.id), &ada.token, Some(json!({"is_active": false}))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(me(&a_app, cy.token.clone()).await.status(), StatusCode::UNAUTHORIZED);
+    // ...and on B: at once on PostgreSQL, within the cache's lifetime on SQLite.
+    let deadline = std::time::Instant::now()
+        + if ruleiq_test_support::backend() == "postgres" {
+            std::time::Duration::from_millis(500)
+        } else {
+            std::time::Duration::from_millis(2_500)
+        };
+    loop {
+        let status = me(&b_app, cy.token.clone()).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "B still accepts a deactivated account");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Signing out on B ends the session on A too.
+    let res = call(&b_app, Method::POST, "/auth/logout", &ada.token, None).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2_500);
+    while me(&a_app, ada.token.clone()).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(std::time::Instant::now() < deadline, "A still accepts a signed-out session");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    b_app.stop().await;
+    a_app.stop().await;
+}

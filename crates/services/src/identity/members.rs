@@ -77,6 +77,7 @@ impl Identity {
         let name = bounded_text("name", name, 2, 200)?;
         let org = permit.organization_id().as_uuid();
         repo::rename_organization(&self.db, org, &name, self.clock.now()).await?;
+        self.identity_changed().await;
         self.audit
             .record(
                 AuditEvent::new(
@@ -323,6 +324,7 @@ impl Identity {
         let by = Some(actor.user_id.as_uuid());
         if let Some(role) = new_role.filter(|r| *r != current_role) {
             repo::set_role(&self.db, org, user_id, role.as_str(), now).await?;
+            self.identity_changed().await;
             self.audit
                 .record(
                     AuditEvent::new("member.role_changed", Some(org), by)
@@ -339,6 +341,7 @@ impl Identity {
             if !active {
                 repo::revoke_other_sessions(&self.db, user_id, None, "deactivated", now).await?;
             }
+            self.identity_changed().await;
             self.audit
                 .record(
                     AuditEvent::new(

@@ -7,6 +7,7 @@ pub mod password;
 pub mod principal;
 mod recovery;
 mod service;
+pub mod sessions;
 pub mod tokens;
 
 pub use members::{AcceptInput, INVITATION_DAYS, MemberChange, NewInvitation};

@@ -112,6 +112,7 @@ impl Identity {
         repo::record_successful_login(&self.db, user.id, now).await?;
         let ended =
             repo::revoke_other_sessions(&self.db, user.id, None, "password_reset", now).await?;
+        self.identity_changed().await;
         let org = repo::membership_of(&self.db, user.id)
             .await?
             .map(|(m, _)| m.organization_id);

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{
     password::{self, WeakPassword},
     principal::Principal,
+    sessions::{self, SessionCache},
     tokens::{self, TokenKeys},
 };
 use crate::{
@@ -121,6 +122,7 @@ pub struct Identity {
     pub(super) audit: Audit,
     pub(super) mailer: Arc<dyn Mailer>,
     pub(super) public_url: String,
+    sessions: Arc<SessionCache>,
 }
 
 pub(super) fn bounded_text(
@@ -168,6 +170,37 @@ impl Identity {
             audit,
             mailer: Arc::new(LogMailer { show_content: true }),
             public_url: "http://127.0.0.1:8000".into(),
+            sessions: Arc::new(SessionCache::new(std::time::Duration::ZERO)),
+        }
+    }
+
+    /// Caches session lookups for up to `ttl` (zero: never). See [`SessionCache`].
+    #[must_use]
+    pub fn with_session_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.sessions = Arc::new(SessionCache::new(ttl));
+        self
+    }
+
+    /// The session cache, for the listener that clears it on other instances' changes.
+    #[must_use]
+    pub fn session_cache(&self) -> Arc<SessionCache> {
+        Arc::clone(&self.sessions)
+    }
+
+    /// Forgets cached sessions here and tells every other instance to do the same
+    /// (PostgreSQL `NOTIFY`). Called after every change to who may do what.
+    pub(super) async fn identity_changed(&self) {
+        self.sessions.clear();
+        if self.db.get_database_backend() == ruleiq_db::sea_orm::DbBackend::Postgres {
+            let notify = ruleiq_db::sea_orm::Statement::from_string(
+                ruleiq_db::sea_orm::DbBackend::Postgres,
+                format!("SELECT pg_notify('{}', '')", sessions::CHANNEL),
+            );
+            if let Err(e) = ruleiq_db::sea_orm::ConnectionTrait::execute_raw(&self.db, notify).await
+            {
+                // The other instances' entries still expire on their own.
+                tracing::warn!(error = %e, "could not announce an identity change");
+            }
         }
     }
 
@@ -442,6 +475,7 @@ impl Identity {
             stored.used_at.is_none() && repo::use_refresh_token(&self.db, stored.id, now).await?;
         if !fresh {
             repo::revoke_session(&self.db, session.id, "refresh_reuse", now).await?;
+            self.identity_changed().await;
             self.audit
                 .record(
                     AuditEvent::new(
@@ -523,9 +557,17 @@ impl Identity {
             tracing::debug!(%reason, "token refused");
             IdentityError::InvalidToken
         })?;
-        let row = repo::session_principal(&self.db, claims.sid)
-            .await?
-            .ok_or(IdentityError::InvalidToken)?;
+        let row = match self.sessions.get(claims.sid) {
+            Some(row) => row,
+            None => {
+                let generation = self.sessions.generation();
+                let row = repo::session_principal(&self.db, claims.sid)
+                    .await?
+                    .ok_or(IdentityError::InvalidToken)?;
+                self.sessions.put(claims.sid, generation, row.clone());
+                row
+            }
+        };
         if row.user_id != claims.sub
             || row.organization_id != claims.org
             || row.session_revoked
@@ -574,6 +616,7 @@ impl Identity {
         client: &ClientInfo,
     ) -> Result<(), IdentityError> {
         repo::revoke_session(&self.db, principal.session_id, "logout", self.clock.now()).await?;
+        self.identity_changed().await;
         self.audit
             .record(
                 AuditEvent::new(
@@ -622,6 +665,7 @@ impl Identity {
             now,
         )
         .await?;
+        self.identity_changed().await;
         self.audit
             .record(
                 AuditEvent::new(
