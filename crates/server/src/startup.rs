@@ -191,15 +191,23 @@ impl Application {
         .with_rate_limiter(limiter.clone());
         let identity = components.identity()?;
         let shutdown = CancellationToken::new();
-        listen_for_identity_changes(&settings, identity.session_cache(), shutdown.clone());
         let audit = identity.audit().clone();
         let catalog = Catalog::new(components.db.clone());
+        listen_for_changes(
+            &settings,
+            identity.session_cache(),
+            catalog.revisions(),
+            shutdown.clone(),
+        );
         let profiles = Profiles::new(
             components.db.clone(),
             audit.clone(),
             components.clock.clone(),
         );
-        let search: Arc<dyn SearchIndex> = Arc::new(DbSearchIndex::new(components.db.clone()));
+        let search: Arc<dyn SearchIndex> = Arc::new(DbSearchIndex::new(
+            components.db.clone(),
+            catalog.revisions(),
+        ));
         let state = AppState::new(AppParts {
             settings: settings.clone(),
             db: components.db.clone(),
@@ -338,51 +346,63 @@ impl Components {
     }
 }
 
-/// Clears the session cache whenever another instance announces an identity change
-/// (PostgreSQL `LISTEN`). While the listener is not connected the cache is off, so a
-/// change can never go unheard; SQLite serves one instance and needs no listener.
-fn listen_for_identity_changes(
+/// Clears the session cache and the catalogue's remembered revisions whenever another
+/// instance announces a change (PostgreSQL `LISTEN`). While the listener is not
+/// connected both caches are off, so a change can never go unheard; SQLite serves one
+/// instance and needs no listener.
+fn listen_for_changes(
     settings: &Settings,
-    cache: Arc<ruleiq_services::identity::sessions::SessionCache>,
+    sessions: Arc<ruleiq_services::identity::sessions::SessionCache>,
+    revisions: Arc<ruleiq_services::frameworks::revisions::RevisionCache>,
     shutdown: CancellationToken,
 ) {
-    use ruleiq_services::identity::sessions::CHANNEL;
-    if settings.database.url.backend() != ruleiq_config::DatabaseBackend::Postgres
-        || !cache.enabled()
-    {
+    use ruleiq_db::repositories::frameworks::CATALOG_CHANNEL;
+    use ruleiq_services::identity::sessions::CHANNEL as IDENTITY_CHANNEL;
+    if settings.database.url.backend() != ruleiq_config::DatabaseBackend::Postgres {
         return;
     }
-    cache.disable();
+    let off = {
+        let (sessions, revisions) = (sessions.clone(), revisions.clone());
+        move || {
+            sessions.disable();
+            revisions.disable();
+        }
+    };
+    off();
     // Its own connection, outside the pool, so listening never takes one from requests.
     let url = settings.database.url.expose().to_owned();
     tokio::spawn(async move {
         loop {
-            let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "identity-change listener cannot connect; session cache off");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+            let connected = match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut l) => match l.listen_all([IDENTITY_CHANNEL, CATALOG_CHANNEL]).await {
+                    Ok(()) => Some(l),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot LISTEN for changes; caches off");
+                        None
                     }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "change listener cannot connect; caches off");
+                    None
                 }
             };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "cannot LISTEN for identity changes; session cache off");
+            let Some(mut listener) = connected else {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
                 }
-            }
-            cache.enable();
+            };
+            sessions.enable();
+            revisions.enable();
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     message = listener.try_recv() => match message {
-                        Ok(Some(_)) => cache.clear(),
+                        Ok(Some(n)) if n.channel() == CATALOG_CHANNEL => revisions.clear(),
+                        Ok(Some(_)) => sessions.clear(),
                         // Disconnected (notifications may have been missed), or failed.
                         Ok(None) | Err(_) => {
-                            cache.disable();
+                            off();
                             break;
                         }
                     },

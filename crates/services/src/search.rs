@@ -17,6 +17,8 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, RwLock},
 };
+
+use crate::frameworks::revisions::RevisionCache;
 use uuid::Uuid;
 
 /// What a document is.
@@ -185,6 +187,7 @@ pub trait SearchIndex: Send + Sync + std::fmt::Debug {
 pub struct DbSearchIndex {
     db: DatabaseConnection,
     scopes: Arc<RwLock<HashMap<Option<Uuid>, Arc<Scope>>>>,
+    revisions: Arc<RevisionCache>,
 }
 
 /// One scope's documents, as of `revision`.
@@ -210,11 +213,13 @@ struct Doc {
 const MAX_SCOPES: usize = 1_000;
 
 impl DbSearchIndex {
+    /// The index, trusting `revisions` (the catalogue's, shared) for freshness.
     #[must_use]
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: DatabaseConnection, revisions: Arc<RevisionCache>) -> Self {
         Self {
             db,
             scopes: Arc::new(RwLock::new(HashMap::new())),
+            revisions,
         }
     }
 
@@ -268,7 +273,9 @@ impl SearchIndex for DbSearchIndex {
         for org in scopes {
             frameworks_repo::bump_revision(&txn, org, now).await?;
         }
-        txn.commit().await
+        txn.commit().await?;
+        self.revisions.clear();
+        Ok(())
     }
 
     async fn remove(
@@ -280,7 +287,9 @@ impl SearchIndex for DbSearchIndex {
         let txn = self.db.begin().await?;
         repo::remove(&txn, kind.as_str(), subjects).await?;
         frameworks_repo::bump_revision(&txn, organization_id, Utc::now()).await?;
-        txn.commit().await
+        txn.commit().await?;
+        self.revisions.clear();
+        Ok(())
     }
 
     async fn search(
@@ -288,7 +297,8 @@ impl SearchIndex for DbSearchIndex {
         organization_id: Option<Uuid>,
         query: &SearchQuery,
     ) -> Result<Vec<SearchHit>, DbErr> {
-        let revision = frameworks_repo::revision(&self.db, organization_id).await?;
+        let revision =
+            crate::frameworks::current_revision(&self.db, &self.revisions, organization_id).await?;
         let library = self
             .scope(
                 None,

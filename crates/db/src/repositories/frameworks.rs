@@ -110,7 +110,27 @@ pub async fn bump_revision<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let name = imports_revision_name(organization_id);
-    set_content_hash(db, &name, &Uuid::now_v7().simple().to_string(), now).await
+    set_content_hash(db, &name, &Uuid::now_v7().simple().to_string(), now).await?;
+    announce_catalog_change(db).await
+}
+
+/// The PostgreSQL channel catalogue changes are announced on.
+pub const CATALOG_CHANNEL: &str = "ruleiq_catalog";
+
+/// Tells every instance listening on PostgreSQL that the catalogue changed (delivered
+/// when the surrounding transaction commits). Nothing to do on SQLite.
+///
+/// # Errors
+/// On a database error.
+pub async fn announce_catalog_change<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_notify('{CATALOG_CHANNEL}', '')"),
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// The current revision of everything an organisation can read from the catalogue:

@@ -488,7 +488,10 @@ async fn changes_reach_every_instance_at_once() {
     let ada = owner(&a_app, "ada@example.co.uk", "A Ltd").await;
     let cy = join(&a_app, &ada, "cy@example.co.uk", "compliance_manager").await;
     let me = |app: &TestApp, token: String| {
-        let req = app.client.get(app.url("/api/v1/auth/me")).bearer_auth(token);
+        let req = app
+            .client
+            .get(app.url("/api/v1/auth/me"))
+            .bearer_auth(token);
         async move { req.send().await.unwrap() }
     };
     if ruleiq_test_support::backend() == "postgres" {
@@ -520,14 +523,31 @@ async fn changes_reach_every_instance_at_once() {
         }
     }
     // A demotion through instance A is seen at once by A...
-    let res = call(&a_app, Method::PATCH, &format!("/users/{}", cy.id), &ada.token, Some(json!({"role": "viewer"}))).await;
+    let res = call(
+        &a_app,
+        Method::PATCH,
+        &format!("/users/{}", cy.id),
+        &ada.token,
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = me(&a_app, cy.token.clone()).await.json().await.unwrap();
     assert_eq!(body["role"], "viewer", "{body}");
     // ...and a deactivation through A makes Cy's token useless on A at once,
-    let res = call(&a_app, Method::PATCH, &format!("/users/{}", cy.id), &ada.token, Some(json!({"is_active": false}))).await;
+    let res = call(
+        &a_app,
+        Method::PATCH,
+        &format!("/users/{}", cy.id),
+        &ada.token,
+        Some(json!({"is_active": false})),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(me(&a_app, cy.token.clone()).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me(&a_app, cy.token.clone()).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // ...and on B: at once on PostgreSQL, within the cache's lifetime on SQLite.
     let deadline = std::time::Instant::now()
         + if ruleiq_test_support::backend() == "postgres" {
@@ -540,7 +560,10 @@ async fn changes_reach_every_instance_at_once() {
         if status == StatusCode::UNAUTHORIZED {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "B still accepts a deactivated account");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still accepts a deactivated account"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     // Signing out on B ends the session on A too.
@@ -548,7 +571,10 @@ async fn changes_reach_every_instance_at_once() {
     assert!(res.status().is_success(), "{}", res.status());
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2_500);
     while me(&a_app, ada.token.clone()).await.status() != StatusCode::UNAUTHORIZED {
-        assert!(std::time::Instant::now() < deadline, "A still accepts a signed-out session");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A still accepts a signed-out session"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     b_app.stop().await;

@@ -158,6 +158,7 @@ pub async fn load(
     )
     .await?;
     repo::set_content_hash(&txn, LIBRARY, &library.hash, now).await?;
+    repo::announce_catalog_change(&txn).await?;
     txn.commit().await?;
     report.changed = true;
     Ok(report)

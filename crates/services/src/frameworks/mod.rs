@@ -6,6 +6,7 @@ pub mod applicability;
 pub mod content;
 pub mod library;
 pub mod oscal;
+pub mod revisions;
 
 use ruleiq_core::{Criticality, Relation};
 use ruleiq_db::{
@@ -122,12 +123,36 @@ pub struct ControlFilter {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     db: DatabaseConnection,
+    revisions: std::sync::Arc<revisions::RevisionCache>,
 }
 
 impl Catalog {
     #[must_use]
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            revisions: std::sync::Arc::default(),
+        }
+    }
+
+    /// The remembered revisions, shared with the search index and the listener that
+    /// clears them on other instances' changes.
+    #[must_use]
+    pub fn revisions(&self) -> std::sync::Arc<revisions::RevisionCache> {
+        std::sync::Arc::clone(&self.revisions)
+    }
+
+    /// Forgets remembered revisions after a change made through this process.
+    pub fn changed(&self) {
+        self.revisions.clear();
+    }
+
+    /// The revision of everything in `org`'s reach, remembered or read.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn current_revision(&self, org: Option<Uuid>) -> Result<repo::Revision, DbErr> {
+        current_revision(&self.db, &self.revisions, org).await
     }
 
     /// Every framework the organisation can see.
@@ -432,7 +457,7 @@ impl Catalog {
     /// # Errors
     /// On a database error.
     pub async fn revision(&self, org: Option<Uuid>) -> Result<String, DbErr> {
-        Ok(repo::revision(&self.db, org).await?.key())
+        Ok(self.current_revision(org).await?.key())
     }
 
     /// The stored framework row, by id or slug, if visible.
@@ -464,6 +489,7 @@ impl Catalog {
             repo::bump_revision(&txn, Some(org), chrono::Utc::now()).await?;
         }
         txn.commit().await?;
+        self.changed();
         Ok(deleted)
     }
 
@@ -486,4 +512,23 @@ fn matches_words(c: &control::Model, words: &[String]) -> bool {
     )
     .to_lowercase();
     words.iter().all(|w| text.contains(w.as_str()))
+}
+
+/// The revision of `org`'s reach from `cache`, or read from the database and
+/// remembered.
+///
+/// # Errors
+/// On a database error.
+pub async fn current_revision(
+    db: &DatabaseConnection,
+    cache: &revisions::RevisionCache,
+    org: Option<Uuid>,
+) -> Result<repo::Revision, DbErr> {
+    if let Some(r) = cache.get(org) {
+        return Ok(r);
+    }
+    let generation = cache.generation();
+    let r = repo::revision(db, org).await?;
+    cache.put(org, generation, r.clone());
+    Ok(r)
 }

@@ -743,6 +743,7 @@ async fn import(
             ImportError::Duplicate { .. } => ApiError::Conflict(e.to_string()),
             ImportError::Db(db) => ApiError::internal(db),
         })?;
+    state.catalog.changed();
     state
         .audit
         .record(
