@@ -2,6 +2,7 @@
 //! repositories in `ruleiq-db` and enqueue work through the [`jobs::JobQueue`] trait.
 
 pub mod audit;
+pub mod cache;
 pub mod frameworks;
 pub mod identity;
 pub mod jobs;

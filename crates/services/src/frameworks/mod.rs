@@ -131,7 +131,7 @@ impl Catalog {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            revisions: std::sync::Arc::default(),
+            revisions: std::sync::Arc::new(revisions::cache()),
         }
     }
 
@@ -524,7 +524,7 @@ pub async fn current_revision(
     cache: &revisions::RevisionCache,
     org: Option<Uuid>,
 ) -> Result<repo::Revision, DbErr> {
-    if let Some(r) = cache.get(org) {
+    if let Some(r) = cache.get(&org) {
         return Ok(r);
     }
     let generation = cache.generation();

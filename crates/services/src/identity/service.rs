@@ -170,14 +170,14 @@ impl Identity {
             audit,
             mailer: Arc::new(LogMailer { show_content: true }),
             public_url: "http://127.0.0.1:8000".into(),
-            sessions: Arc::new(SessionCache::new(std::time::Duration::ZERO)),
+            sessions: Arc::new(sessions::cache(std::time::Duration::ZERO)),
         }
     }
 
     /// Caches session lookups for up to `ttl` (zero: never). See [`SessionCache`].
     #[must_use]
     pub fn with_session_cache(mut self, ttl: std::time::Duration) -> Self {
-        self.sessions = Arc::new(SessionCache::new(ttl));
+        self.sessions = Arc::new(sessions::cache(ttl));
         self
     }
 
@@ -557,7 +557,7 @@ impl Identity {
             tracing::debug!(%reason, "token refused");
             IdentityError::InvalidToken
         })?;
-        let row = match self.sessions.get(claims.sid) {
+        let row = match self.sessions.get(&claims.sid) {
             Some(row) => row,
             None => {
                 let generation = self.sessions.generation();
