@@ -195,9 +195,84 @@ pub struct DbSearchIndex {
 struct Scope {
     revision: String,
     docs: Vec<Doc>,
+    /// Every word of the documents, sorted, with the documents it appears in: a query
+    /// word matches the words it begins (`backup` finds `backups`).
+    words: Vec<(String, Vec<u32>)>,
 }
 
-/// A document with its lower-cased text, matched by substring as `LIKE` would.
+impl Scope {
+    fn new(revision: String, docs: Vec<Doc>) -> Self {
+        let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, d) in docs.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let mut seen = HashSet::new();
+            for text in [&d.lower_title, &d.lower_body] {
+                for word in words(text) {
+                    // "multi-factor" and "a.8.5" are found whole and by their parts.
+                    let parts = word
+                        .split(['-', '.'])
+                        .filter(|p| !p.is_empty() && *p != word);
+                    for w in std::iter::once(word).chain(parts) {
+                        if seen.insert(w) {
+                            index.entry(w.to_owned()).or_default().push(i);
+                        }
+                    }
+                }
+            }
+        }
+        let mut words: Vec<(String, Vec<u32>)> = index.into_iter().collect();
+        words.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            revision,
+            docs,
+            words,
+        }
+    }
+
+    /// The documents containing every term (as a word or the start of one).
+    fn matching(&self, terms: &[String]) -> Vec<u32> {
+        let mut result: Option<Vec<u32>> = None;
+        for t in terms {
+            let start = self.words.partition_point(|(w, _)| w.as_str() < t.as_str());
+            let mut docs: Vec<u32> = self.words[start..]
+                .iter()
+                .take_while(|(w, _)| w.starts_with(t.as_str()))
+                .flat_map(|(_, d)| d.iter().copied())
+                .collect();
+            docs.sort_unstable();
+            docs.dedup();
+            result = Some(match result {
+                None => docs,
+                Some(prev) => prev
+                    .into_iter()
+                    .filter(|d| docs.binary_search(d).is_ok())
+                    .collect(),
+            });
+            if result.as_ref().is_some_and(Vec::is_empty) {
+                break;
+            }
+        }
+        result.unwrap_or_default()
+    }
+}
+
+/// The documents of `scope` containing every term.
+fn found<'a>(scope: &'a Scope, terms: &[String]) -> Vec<&'a Doc> {
+    scope
+        .matching(terms)
+        .into_iter()
+        .filter_map(|i| scope.docs.get(i as usize))
+        .collect()
+}
+
+/// The words of lower-cased text, as queries split them.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-'))
+        .map(|w| w.trim_matches(|c| c == '.' || c == '-'))
+        .filter(|w| !w.is_empty())
+}
+
+/// A document with its lower-cased text.
 #[derive(Debug)]
 struct Doc {
     kind: SearchKind,
@@ -244,7 +319,7 @@ impl DbSearchIndex {
                 })
             })
             .collect();
-        let scope = Arc::new(Scope { revision, docs });
+        let scope = Arc::new(Scope::new(revision, docs));
         let mut map = self
             .scopes
             .write()
@@ -309,16 +384,14 @@ impl SearchIndex for DbSearchIndex {
             Some(org) => Some(self.scope(Some(org), revision.organization.clone()).await?),
             None => None,
         };
-        let mut hits: Vec<(u32, &Doc)> = library
-            .docs
-            .iter()
-            .chain(own.iter().flat_map(|s| s.docs.iter()))
+        let mut hits: Vec<(u32, &Doc)> = found(&library, &query.terms)
+            .into_iter()
+            .chain(
+                own.as_deref()
+                    .map(|s| found(s, &query.terms))
+                    .unwrap_or_default(),
+            )
             .filter(|d| query.kind.is_none_or(|k| k == d.kind))
-            .filter(|d| {
-                query.terms.iter().all(|t| {
-                    d.lower_title.contains(t.as_str()) || d.lower_body.contains(t.as_str())
-                })
-            })
             .map(|d| (score(&query.terms, &d.lower_title, &d.lower_body), d))
             .collect();
         hits.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.title.cmp(&b.1.title)));
@@ -493,6 +566,39 @@ mod tests {
         let long = format!("{} needle {}", "word ".repeat(100), "tail ".repeat(100));
         let s = snippet(&long, &["needle".into()]);
         assert!(s.starts_with('…') && s.ends_with('…') && s.contains("<mark>needle</mark>"));
+    }
+
+    fn doc(title: &str, body: &str) -> Doc {
+        Doc {
+            kind: SearchKind::Control,
+            subject_id: Uuid::now_v7(),
+            framework_slug: None,
+            title: title.into(),
+            body: body.into(),
+            lower_title: normalise(title),
+            lower_body: normalise(body),
+        }
+    }
+
+    #[test]
+    fn the_index_matches_words_by_prefix_parts_and_all_terms() {
+        let scope = Scope::new(
+            "r".into(),
+            vec![
+                doc("A.8.13 Information backup", "Keep backups offline."),
+                doc("A.8.5 Secure authentication", "Use multi-factor sign-in for admins."),
+                doc("A.5.17 Authentication information", "Passwords and factor management."),
+            ],
+        );
+        let terms = |q: &str| SearchQuery::parse(q, None, 10).unwrap().terms;
+        assert_eq!(scope.matching(&terms("backup")), [0]);
+        assert_eq!(scope.matching(&terms("BACK")), [0], "a word's beginning matches");
+        assert!(scope.matching(&terms("ackup")).is_empty(), "but not its middle");
+        assert_eq!(scope.matching(&terms("factor")), [1, 2], "parts of multi-factor count");
+        assert_eq!(scope.matching(&terms("multi-factor")), [1]);
+        assert_eq!(scope.matching(&terms("a.8.5")), [1]);
+        assert_eq!(scope.matching(&terms("authentication admins")), [1], "every term");
+        assert!(scope.matching(&terms("backup admins")).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The search index table: one row per searchable thing, with a lower-cased copy of
-//! its text to match against. Matching is `LIKE` on that copy, which both engines
-//! answer the same way; ranking happens in the service.
+//! its text (for matching in SQL by reports and tools). The service reads a scope's
+//! rows once per revision and matches and ranks them in memory, the same on both
+//! engines.
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,

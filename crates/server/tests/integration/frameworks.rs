@@ -169,6 +169,27 @@ async fn controls_page_in_order_with_questions_mappings_and_filters() {
     .await;
     assert!(!bank_users["items"].as_array().unwrap().is_empty());
 
+    // Clients that accept gzip get the same page compressed (once, not twice).
+    let res = app
+        .client
+        .get(app.url("/api/v1/frameworks/iso27001-2022/controls?domain=A.8&limit=20"))
+        .bearer_auth(&a.token)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    let compressed = res.bytes().await.unwrap();
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut plain,
+    )
+    .unwrap();
+    let unzipped: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(unzipped, page);
+    assert!(compressed.len() * 3 < plain.len());
+
     let (_, searched) = get(&app, "/frameworks/iso27001-2022/controls?q=backup", &a).await;
     assert!(
         searched["items"]

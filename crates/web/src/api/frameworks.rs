@@ -215,11 +215,11 @@ pub(crate) fn invalid(field: &str, message: &str) -> ApiError {
 }
 
 /// Answers a catalogue read from the response cache when nothing in the caller's
-/// reach changed since it was rendered (one revision read), else renders and keeps it.
+/// reach changed since it was rendered, else renders and keeps it.
 async fn cached<T, F, Fut>(
     state: &AppState,
     org: Uuid,
-    uri: &axum::http::Uri,
+    request: &RequestParts,
     render: F,
 ) -> Result<Response, ApiError>
 where
@@ -234,15 +234,48 @@ where
         .map_err(ApiError::internal)?;
     let key = format!(
         "{org} {}",
-        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+        request
+            .uri
+            .path_and_query()
+            .map_or(request.uri.path(), |p| p.as_str())
     );
-    if let Some(body) = state.responses.get(&key, &revision) {
-        return Ok(crate::cache::json(body));
+    if let Some(hit) = state.responses.get(&key, &revision) {
+        return Ok(hit.response(&request.headers));
+    }
+    let _rendering = state.responses.render.lock().await;
+    if let Some(hit) = state.responses.get(&key, &revision) {
+        return Ok(hit.response(&request.headers));
     }
     let value = render().await?;
-    let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
-    state.responses.put(key, revision, body.clone());
-    Ok(crate::cache::json(body))
+    let plain = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
+    let rendered = crate::cache::Rendered::new(plain);
+    state.responses.put(key, revision, rendered.clone());
+    Ok(rendered.response(&request.headers))
+}
+
+/// What a cached read needs of its request.
+#[derive(Debug)]
+struct RequestParts {
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestParts {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        Ok(Self {
+            uri,
+            headers: parts.headers.clone(),
+        })
+    }
 }
 
 fn no_framework(id: &str) -> ApiError {
@@ -262,11 +295,11 @@ fn no_framework(id: &str) -> ApiError {
 async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-    OriginalUri(uri): OriginalUri,
+    request: RequestParts,
 ) -> Result<Response, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
     let org = permit.organization_id().as_uuid();
-    cached(&state, org, &uri, || async {
+    cached(&state, org, &request, || async {
         let items = state
             .catalog
             .list(Some(org))
@@ -295,12 +328,12 @@ async fn list(
 async fn get(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-    OriginalUri(uri): OriginalUri,
+    request: RequestParts,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
     let org = permit.organization_id().as_uuid();
-    cached(&state, org, &uri, || async {
+    cached(&state, org, &request, || async {
         let f = state
             .catalog
             .get(Some(org), &id)
@@ -375,7 +408,7 @@ async fn delete(
 async fn controls(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-    OriginalUri(uri): OriginalUri,
+    request: RequestParts,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ControlParams>,
 ) -> Result<Response, ApiError> {
@@ -399,7 +432,7 @@ async fn controls(
     }
     let org_id = permit.organization_id().as_uuid();
     let state2 = state.clone();
-    cached(&state, org_id, &uri, || async move {
+    cached(&state, org_id, &request, || async move {
         let state = state2;
         let framework = state
             .catalog
@@ -448,7 +481,7 @@ async fn controls(
 async fn control(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-    OriginalUri(uri): OriginalUri,
+    request: RequestParts,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
@@ -456,7 +489,7 @@ async fn control(
     let not_found = || ApiError::NotFound("no such control within your reach".into());
     let id = id.parse::<Uuid>().map_err(|_| not_found())?;
     let state2 = state.clone();
-    cached(&state, org, &uri, || async move {
+    cached(&state, org, &request, || async move {
         let c = state2
             .catalog
             .control(Some(org), id)
