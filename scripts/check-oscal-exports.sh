@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 export DATA_DIR="$work/data" DATABASE_URL="sqlite://$work/ruleiq.db" LOG_LEVEL=warn
 "$bin" migrate up >/dev/null
 "$bin" seed >/dev/null
-"$bin" frameworks import ../shared/fixtures/oscal/NIST_SP-800-53_rev5_LOW-baseline-resolved-profile_catalog.json >/dev/null
+"$bin" frameworks import crates/server/tests/fixtures/oscal/NIST_SP-800-53_rev5_LOW-baseline-resolved-profile_catalog.json >/dev/null
 files=()
 while read -r slug _; do
   "$bin" frameworks export "$slug" -o "$work/$slug.json" 2>/dev/null

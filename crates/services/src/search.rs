@@ -586,18 +586,39 @@ mod tests {
             "r".into(),
             vec![
                 doc("A.8.13 Information backup", "Keep backups offline."),
-                doc("A.8.5 Secure authentication", "Use multi-factor sign-in for admins."),
-                doc("A.5.17 Authentication information", "Passwords and factor management."),
+                doc(
+                    "A.8.5 Secure authentication",
+                    "Use multi-factor sign-in for admins.",
+                ),
+                doc(
+                    "A.5.17 Authentication information",
+                    "Passwords and factor management.",
+                ),
             ],
         );
         let terms = |q: &str| SearchQuery::parse(q, None, 10).unwrap().terms;
         assert_eq!(scope.matching(&terms("backup")), [0]);
-        assert_eq!(scope.matching(&terms("BACK")), [0], "a word's beginning matches");
-        assert!(scope.matching(&terms("ackup")).is_empty(), "but not its middle");
-        assert_eq!(scope.matching(&terms("factor")), [1, 2], "parts of multi-factor count");
+        assert_eq!(
+            scope.matching(&terms("BACK")),
+            [0],
+            "a word's beginning matches"
+        );
+        assert!(
+            scope.matching(&terms("ackup")).is_empty(),
+            "but not its middle"
+        );
+        assert_eq!(
+            scope.matching(&terms("factor")),
+            [1, 2],
+            "parts of multi-factor count"
+        );
         assert_eq!(scope.matching(&terms("multi-factor")), [1]);
         assert_eq!(scope.matching(&terms("a.8.5")), [1]);
-        assert_eq!(scope.matching(&terms("authentication admins")), [1], "every term");
+        assert_eq!(
+            scope.matching(&terms("authentication admins")),
+            [1],
+            "every term"
+        );
         assert!(scope.matching(&terms("backup admins")).is_empty());
     }
 

@@ -550,7 +550,7 @@ async fn frameworks_import_list_and_export_from_the_command_line() {
     assert_eq!(ruleiq(&db, &["seed"], &[]).code, 0);
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/oscal/basic-catalog.json"
+        "/tests/fixtures/oscal/basic-catalog.json"
     );
     let run = ruleiq(&db, &["frameworks", "import", fixture], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);

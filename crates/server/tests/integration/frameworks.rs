@@ -10,7 +10,7 @@ use crate::members::{Member, call, join, owner};
 
 const NIST_LOW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/oscal/NIST_SP-800-53_rev5_LOW-baseline-resolved-profile_catalog.json"
+    "/tests/fixtures/oscal/NIST_SP-800-53_rev5_LOW-baseline-resolved-profile_catalog.json"
 );
 
 async fn get(app: &TestApp, path: &str, who: &Member) -> (StatusCode, Value) {
@@ -483,7 +483,7 @@ fn controls_of(doc: &Value) -> Vec<(String, usize, Value)> {
 async fn the_nist_catalog_imports_and_a_library_framework_survives_export_then_import() {
     let app = TestApp::spawn().await;
     let a = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
-    let nist = std::fs::read(NIST_LOW).expect("the fixture is in ../shared");
+    let nist = std::fs::read(NIST_LOW).expect("the fixture is in tests/fixtures");
     let res = import(&app, &a, nist.clone()).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert!(
@@ -925,7 +925,7 @@ async fn two_instances_on_one_database_search_the_same_index() {
     let owner_a = owner(&a_app, "ann@example.co.uk", "Ann Ltd").await;
     let basic = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/oscal/basic-catalog.json"
+        "/tests/fixtures/oscal/basic-catalog.json"
     ))
     .unwrap();
     let res = import(&a_app, &owner_a, basic).await;
