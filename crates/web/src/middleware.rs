@@ -207,8 +207,9 @@ pub struct BodyLimits {
 }
 
 /// Refuses a request whose declared length is over its route's limit with 413,
-/// before any of the body is read. (Bodies without a declared length are bounded by
-/// the outer limit layer and the extractors' limits.)
+/// before any of the body is read. A body without a declared length is bounded while
+/// it is read: by `MAX_JSON_BODY_SIZE` in every extractor (`DefaultBodyLimit`), and by
+/// `MAX_UPLOAD_SIZE` where an upload route reads the raw body itself.
 pub async fn declared_body_limit(
     State(limits): State<std::sync::Arc<BodyLimits>>,
     req: Request,
@@ -219,15 +220,13 @@ pub async fn declared_body_limit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared {
-        let limit = if limits.upload_paths.iter().any(|p| p == req.uri().path()) {
-            limits.upload
-        } else {
-            limits.json
-        };
-        if n > limit {
-            return Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
-        }
+    let limit = if limits.upload_paths.iter().any(|p| p == req.uri().path()) {
+        limits.upload
+    } else {
+        limits.json
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
     }
     next.run(req).await
 }

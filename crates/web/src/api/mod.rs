@@ -119,10 +119,6 @@ pub fn router(state: AppState) -> Router {
     // `/api/*` is never cached by browsers or CDNs (roadmap: CDN page rules).
     let api = api
         .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::limit))
-        // JSON bodies stay small; the catalog import reads its own, larger, limit.
-        .layer(axum::extract::DefaultBodyLimit::max(
-            settings.server.max_json_body_size,
-        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -177,6 +173,11 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
                     )],
                 }),
                 crate::middleware::declared_body_limit,
+            ))
+            // Extractors read at most a JSON body; the catalog import reads its own,
+            // larger, limit from the raw body.
+            .layer(axum::extract::DefaultBodyLimit::max(
+                settings.server.max_json_body_size,
             ))
             .layer(RequestBodyLimitLayer::new(
                 settings
