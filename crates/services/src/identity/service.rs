@@ -561,10 +561,12 @@ impl Identity {
             Some(row) => row,
             None => {
                 let generation = self.sessions.generation();
-                let row = repo::session_principal(&self.db, claims.sid)
-                    .await?
-                    .ok_or(IdentityError::InvalidToken)?;
-                self.sessions.put(claims.sid, generation, row.clone());
+                let row = Arc::new(
+                    repo::session_principal(&self.db, claims.sid)
+                        .await?
+                        .ok_or(IdentityError::InvalidToken)?,
+                );
+                self.sessions.put(claims.sid, generation, Arc::clone(&row));
                 row
             }
         };
@@ -590,11 +592,11 @@ impl Identity {
                 session_id: claims.sid,
             },
             account: Account {
-                email: row.email,
-                full_name: row.full_name,
+                email: row.email.clone(),
+                full_name: row.full_name.clone(),
                 is_active: row.user_active,
                 created_at: row.user_created_at,
-                organization_name: row.organization_name,
+                organization_name: row.organization_name.clone(),
             },
         })
     }

@@ -20,8 +20,8 @@ pub const CHANNEL: &str = "ruleiq_identity";
 /// Sessions kept at most; past it, the cache starts again.
 const MAX_ENTRIES: usize = 100_000;
 
-/// Cached session lookups, by session id.
-pub type SessionCache = ExpiringCache<Uuid, SessionPrincipal>;
+/// Cached session lookups, by session id (shared, so a hit copies a pointer).
+pub type SessionCache = ExpiringCache<Uuid, std::sync::Arc<SessionPrincipal>>;
 
 /// A session cache keeping lookups for `ttl` (`SESSION_CACHE_MS`; zero: never).
 #[must_use]

@@ -257,6 +257,7 @@ where
 #[derive(Debug)]
 struct RequestParts {
     uri: axum::http::Uri,
+    /// Only `Accept-Encoding` matters to the answer.
     headers: axum::http::HeaderMap,
 }
 
@@ -271,10 +272,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestParts {
             .extensions
             .get::<OriginalUri>()
             .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
-        Ok(Self {
-            uri,
-            headers: parts.headers.clone(),
-        })
+        let mut headers = axum::http::HeaderMap::new();
+        for v in parts.headers.get_all(header::ACCEPT_ENCODING) {
+            headers.append(header::ACCEPT_ENCODING, v.clone());
+        }
+        Ok(Self { uri, headers })
     }
 }
 
