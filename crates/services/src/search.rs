@@ -360,7 +360,7 @@ impl SearchIndex for DbSearchIndex {
         subjects: &[Uuid],
     ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        repo::remove(&txn, kind.as_str(), subjects).await?;
+        repo::remove(&txn, organization_id, kind.as_str(), subjects).await?;
         frameworks_repo::bump_revision(&txn, organization_id, Utc::now()).await?;
         txn.commit().await?;
         self.revisions.clear();

@@ -78,10 +78,14 @@ impl Rendered {
 #[derive(Debug, Default)]
 pub struct ResponseCache {
     inner: RwLock<Inner>,
-    /// Held while rendering after a miss, so a burst of identical requests renders
-    /// once and the rest are served what the first one rendered.
-    pub render: tokio::sync::Mutex<()>,
+    /// One lock per key being rendered, so a burst of identical requests renders once
+    /// and the rest are served what the first rendered, while other keys (and other
+    /// organisations) render in parallel.
+    rendering: std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// Keys being rendered at most before the lock table starts again.
+const MAX_RENDER_LOCKS: usize = 1_024;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -94,6 +98,19 @@ struct Inner {
 const BUDGET_BYTES: usize = 32 * 1024 * 1024;
 
 impl ResponseCache {
+    /// The lock to hold while rendering `key`.
+    pub fn render_lock(&self, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .rendering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if locks.len() >= MAX_RENDER_LOCKS {
+            // Dropping the table only loses deduplication for renders under way.
+            locks.clear();
+        }
+        locks.entry(key.to_owned()).or_default().clone()
+    }
+
     /// The answer cached under `key` at `revision`.
     pub fn get(&self, key: &str, revision: &str) -> Option<Rendered> {
         let inner = self

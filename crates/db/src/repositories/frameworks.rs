@@ -230,6 +230,22 @@ pub async fn upsert_framework<C: ConnectionTrait>(
         .ok_or_else(|| DbErr::RecordNotFound("framework just written".into()))
 }
 
+/// Inserts a new framework; a clash on scope and slug is an error (for imports, where
+/// two requests must never merge into one framework).
+///
+/// # Errors
+/// On a database error, including the unique-constraint violation of a clash.
+pub async fn insert_framework<C: ConnectionTrait>(
+    db: &C,
+    row: framework::Model,
+) -> Result<Uuid, DbErr> {
+    let id = row.id;
+    framework::Entity::insert(framework::ActiveModel::from(row))
+        .exec_without_returning(db)
+        .await?;
+    Ok(id)
+}
+
 /// Replaces a framework's headings (nothing links to a heading by id).
 ///
 /// # Errors
@@ -363,25 +379,34 @@ pub async fn upsert_questions<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Retires library questions (no organisation) whose key is not in `keep`.
+/// Retires the content's questions (no organisation, and `owned` by the content: the
+/// shared bank and the built-in frameworks' own) that are not in `keep`. Questions of
+/// catalogs an operator imported into the library are not the content's to retire.
 ///
 /// # Errors
 /// On a database error.
 pub async fn retire_library_questions_except<C: ConnectionTrait>(
     db: &C,
     keep: &std::collections::HashSet<Uuid>,
+    owned: impl Fn(&str, bool) -> bool,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     use question::Column as Q;
-    let all: Vec<Uuid> = question::Entity::find()
+    let all: Vec<(Uuid, String, bool)> = question::Entity::find()
         .select_only()
         .column(Q::Id)
+        .column(Q::Key)
+        .column(Q::Shared)
         .filter(Q::OrganizationId.is_null())
         .filter(Q::RetiredAt.is_null())
         .into_tuple()
         .all(db)
         .await?;
-    let gone: Vec<Uuid> = all.into_iter().filter(|id| !keep.contains(id)).collect();
+    let gone: Vec<Uuid> = all
+        .into_iter()
+        .filter(|(id, key, shared)| !keep.contains(id) && owned(key, *shared))
+        .map(|(id, _, _)| id)
+        .collect();
     let mut n = 0;
     for chunk in gone.chunks(BATCH) {
         n += question::Entity::update_many()
@@ -518,14 +543,17 @@ pub async fn find_visible<C: ConnectionTrait>(
             .or(framework::Column::OrganizationId.eq(org)),
         None => framework::Column::OrganizationId.is_null(),
     };
-    Ok(framework::Entity::find()
+    let found = framework::Entity::find()
         .filter(by)
         .filter(scope)
-        .order_by_desc(framework::Column::OrganizationId)
         .all(db)
-        .await?
-        .into_iter()
-        .next())
+        .await?;
+    // Engines sort NULLs differently; pick the organisation's own explicitly.
+    let own = found.iter().position(|f| f.organization_id.is_some());
+    Ok(match own {
+        Some(i) => found.into_iter().nth(i),
+        None => found.into_iter().next(),
+    })
 }
 
 /// Headings of a framework, in published order.

@@ -15,17 +15,20 @@ use crate::entities::search_document;
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
 
-/// Replaces the library's control documents (those with no organisation).
+/// Replaces the control documents of the built-in frameworks `slugs` (not those of
+/// catalogs an operator imported into the library).
 ///
 /// # Errors
 /// On a database error.
 pub async fn replace_library_controls<C: ConnectionTrait>(
     db: &C,
+    slugs: &[String],
     rows: Vec<search_document::Model>,
 ) -> Result<(), DbErr> {
     search_document::Entity::delete_many()
         .filter(search_document::Column::Kind.eq("control"))
         .filter(search_document::Column::OrganizationId.is_null())
+        .filter(search_document::Column::FrameworkSlug.is_in(slugs.to_vec()))
         .exec(db)
         .await?;
     upsert(db, rows).await
@@ -49,8 +52,8 @@ pub async fn upsert<C: ConnectionTrait>(
         )
         .on_conflict(
             OnConflict::columns([S::Kind, S::SubjectId])
+                // A document never changes organisation: the subject is the same thing.
                 .update_columns([
-                    S::OrganizationId,
                     S::FrameworkSlug,
                     S::Title,
                     S::Body,
@@ -71,13 +74,19 @@ pub async fn upsert<C: ConnectionTrait>(
 /// On a database error.
 pub async fn remove<C: ConnectionTrait>(
     db: &C,
+    organization_id: Option<Uuid>,
     kind: &str,
     subjects: &[Uuid],
 ) -> Result<(), DbErr> {
     for chunk in subjects.chunks(BATCH) {
+        let scope = match organization_id {
+            Some(org) => search_document::Column::OrganizationId.eq(org),
+            None => search_document::Column::OrganizationId.is_null(),
+        };
         search_document::Entity::delete_many()
             .filter(search_document::Column::Kind.eq(kind))
             .filter(search_document::Column::SubjectId.is_in(chunk.to_vec()))
+            .filter(scope)
             .exec(db)
             .await?;
     }

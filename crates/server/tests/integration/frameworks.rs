@@ -713,6 +713,14 @@ async fn bad_catalogs_are_refused_with_the_path_of_the_problem() {
             "$.catalog",
         ),
         (json!({"profile": {}}), "$.catalog"),
+        (
+            json!({"catalog": {"uuid": uuid, "metadata": {"title": "T".repeat(301), "last-modified": "x", "version": "1", "oscal-version": "1.1.2"}}}),
+            "$.catalog.metadata.title",
+        ),
+        (
+            json!({"catalog": {"uuid": uuid, "metadata": meta, "controls": [{"id": "c-1", "title": "X\u{0}"}]}}),
+            "$",
+        ),
         (json!([1, 2]), "$"),
     ] {
         let res = import(&app, &a, serde_json::to_vec(&doc).unwrap()).await;
@@ -720,6 +728,26 @@ async fn bad_catalogs_are_refused_with_the_path_of_the_problem() {
         let problem: Value = res.json().await.unwrap();
         assert_eq!(problem["errors"][0]["field"], path, "{problem}");
     }
+    // Group labels that clash after renaming still import (made unique), not a 500.
+    let clash = json!({"catalog": {"uuid": uuid, "metadata": meta, "groups": [
+        {"title": "One", "props": [{"name": "label", "value": "A-2"}], "controls": [{"id": "c-1", "title": "X"}]},
+        {"title": "Two", "props": [{"name": "label", "value": "A"}], "controls": [{"id": "c-2", "title": "Y"}]},
+        {"title": "Three", "props": [{"name": "label", "value": "A"}], "controls": [{"id": "c-3", "title": "Z"}]}
+    ]}});
+    let res = import(&app, &a, serde_json::to_vec(&clash).unwrap()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["domains"].as_array().unwrap().len(), 3);
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/frameworks/{}", body["id"].as_str().unwrap()),
+        &a.token,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
     let res = import(&app, &a, b"{\"catalog\": ".to_vec()).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -827,6 +855,20 @@ async fn search_ranks_highlights_and_treats_syntax_as_text() {
 async fn reseeding_changed_content_updates_in_place_and_keeps_ids() {
     let app = TestApp::spawn().await;
     let a = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    // An operator's import into the shared library (`ruleiq frameworks import`).
+    let basic = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/oscal/basic-catalog.json"
+    ))
+    .unwrap();
+    let shared = ruleiq_services::frameworks::oscal::import(
+        &app.components.db,
+        None,
+        &basic,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     let (_, before) = get(&app, "/frameworks/nis2/controls?limit=200", &a).await;
     let first = before["items"][0].clone();
     let dropped = before["items"][1].clone();
@@ -892,6 +934,26 @@ async fn reseeding_changed_content_updates_in_place_and_keeps_ids() {
         StatusCode::NOT_FOUND,
         "retired controls are not listed"
     );
+    // The operator's import is untouched by the content update, and an organisation
+    // cannot delete it.
+    let (_, hits) = get(&app, "/search?q=security&limit=50", &a).await;
+    assert!(
+        hits["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["framework_slug"] == shared.slug.as_str()),
+        "{hits}"
+    );
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/frameworks/{}", shared.slug),
+        &a.token,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
     app.stop().await;
 }
 

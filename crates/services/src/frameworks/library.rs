@@ -95,7 +95,18 @@ pub async fn load(
     }
     let question_ids = repo::upsert_questions(&txn, question_rows).await?;
     let keep: HashSet<Uuid> = question_ids.values().copied().collect();
-    repo::retire_library_questions_except(&txn, &keep, now).await?;
+    let slugs: Vec<String> = library
+        .frameworks
+        .iter()
+        .map(|f| format!("{}/", f.slug))
+        .collect();
+    repo::retire_library_questions_except(
+        &txn,
+        &keep,
+        |key, shared| shared || slugs.iter().any(|s| key.starts_with(s.as_str())),
+        now,
+    )
+    .await?;
 
     let mut links = Vec::new();
     let mut questions_of: HashMap<Uuid, Vec<&str>> = HashMap::new();
@@ -152,8 +163,10 @@ pub async fn load(
             });
         }
     }
+    let content_slugs: Vec<String> = library.frameworks.iter().map(|f| f.slug.clone()).collect();
     search_repo::replace_library_controls(
         &txn,
+        &content_slugs,
         docs.into_iter().map(|d| d.into_row(now)).collect(),
     )
     .await?;

@@ -485,7 +485,7 @@ impl Catalog {
         let txn = self.db.begin().await?;
         let deleted = repo::delete_imported(&txn, org, id).await?;
         if deleted {
-            ruleiq_db::repositories::search::remove(&txn, "control", &controls).await?;
+            ruleiq_db::repositories::search::remove(&txn, Some(org), "control", &controls).await?;
             repo::bump_revision(&txn, Some(org), chrono::Utc::now()).await?;
         }
         txn.commit().await?;

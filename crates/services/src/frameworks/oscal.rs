@@ -284,7 +284,7 @@ pub async fn import(
         .map(str::to_owned);
 
     let txn = db.begin().await?;
-    let framework_id = repo::upsert_framework(
+    let framework_id = repo::insert_framework(
         &txn,
         framework::Model {
             id: Uuid::now_v7(),
@@ -310,7 +310,15 @@ pub async fn import(
             updated_at: now,
         },
     )
-    .await?;
+    .await
+    .map_err(|e| match e.sql_err() {
+        // Another import took the name between the check above and this insert.
+        Some(ruleiq_db::sea_orm::SqlErr::UniqueConstraintViolation(_)) => ImportError::Duplicate {
+            slug: slug.clone(),
+            version: version.clone(),
+        },
+        _ => ImportError::Db(e),
+    })?;
     repo::replace_domains(
         &txn,
         framework_id,
@@ -417,6 +425,10 @@ pub async fn import(
 }
 
 fn parse(body: &[u8]) -> Result<Document, ImportError> {
+    // PostgreSQL text cannot hold NUL, and no catalog needs it.
+    if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Err(invalid("$", "contains a NUL character (\\u0000)"));
+    }
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(invalid(
             "$",
@@ -456,6 +468,26 @@ fn parse(body: &[u8]) -> Result<Document, ImportError> {
     }
     if doc.catalog.metadata.version.trim().is_empty() {
         return Err(invalid("$.catalog.metadata.version", "must not be empty"));
+    }
+    for (path, value, max) in [
+        ("$.catalog.metadata.title", &doc.catalog.metadata.title, 300),
+        (
+            "$.catalog.metadata.version",
+            &doc.catalog.metadata.version,
+            120,
+        ),
+    ] {
+        if value.trim().chars().count() > max {
+            return Err(invalid(path, format!("is longer than {max} characters")));
+        }
+    }
+    for (i, p) in doc.catalog.metadata.parties.iter().enumerate() {
+        if p.name.as_deref().is_some_and(|n| n.chars().count() > 300) {
+            return Err(invalid(
+                format!("$.catalog.metadata.parties[{i}].name"),
+                "is longer than 300 characters",
+            ));
+        }
     }
     Ok(doc)
 }
@@ -544,12 +576,21 @@ fn walk_groups<'a>(
             )?;
             continue;
         }
-        let mut reference = prop(&g.props, "label", None)
+        let base = prop(&g.props, "label", None)
             .map(str::to_owned)
             .or_else(|| g.id.clone())
             .unwrap_or_else(|| format!("group-{}", groups.len() + 1));
-        if groups.iter().any(|x: &FlatGroup| x.reference == reference) {
-            reference = format!("{reference}-{}", groups.len() + 1);
+        if base.chars().count() > 100 {
+            return Err(invalid(
+                format!("{here}.props"),
+                "the group's label is longer than 100 characters",
+            ));
+        }
+        let mut reference = base.clone();
+        let mut n = 1;
+        while groups.iter().any(|x: &FlatGroup| x.reference == reference) {
+            n += 1;
+            reference = format!("{base}-{n}");
         }
         groups.push(FlatGroup {
             reference: reference.clone(),
@@ -816,12 +857,15 @@ fn free_slug(meta: &Metadata, taken: &HashSet<&str>) -> String {
     } else {
         base
     };
-    if !taken.contains(base.as_str()) {
+    // Paths under /frameworks/ that a slug must not shadow.
+    let free =
+        |s: &str| !taken.contains(s) && !matches!(s, "compare" | "recommendations" | "import");
+    if free(&base) {
         return base;
     }
     (2..)
         .map(|n| format!("{base}-{n}"))
-        .find(|s| !taken.contains(s.as_str()))
+        .find(|s| free(s))
         .unwrap_or(base)
 }
 

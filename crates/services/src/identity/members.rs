@@ -338,6 +338,8 @@ impl Identity {
         }
         if let Some(active) = change.is_active.filter(|a| *a != account.is_active) {
             repo::set_active(&self.db, user_id, active, now).await?;
+            // At once, even if what follows fails: the account's status has changed.
+            self.identity_changed().await;
             if !active {
                 repo::revoke_other_sessions(&self.db, user_id, None, "deactivated", now).await?;
             }

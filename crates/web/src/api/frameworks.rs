@@ -242,7 +242,8 @@ where
     if let Some(hit) = state.responses.get(&key, &revision) {
         return Ok(hit.response(&request.headers));
     }
-    let _rendering = state.responses.render.lock().await;
+    let lock = state.responses.render_lock(&key);
+    let _rendering = lock.lock().await;
     if let Some(hit) = state.responses.get(&key, &revision) {
         return Ok(hit.response(&request.headers));
     }
@@ -367,35 +368,48 @@ async fn delete(
     let org = permit.organization_id().as_uuid();
     let f = state
         .catalog
-        .get(Some(org), &id)
+        .find_model(Some(org), &id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| no_framework(&id))?;
-    if f.source == "library" {
+    if f.organization_id != Some(org) {
         return Err(ApiError::Conflict(
-            "library frameworks are part of ruleIQ and cannot be deleted".into(),
+            "this framework belongs to the shared library, not to your organisation, and cannot be deleted here".into(),
         ));
     }
-    state
+    let deleted = state
         .catalog
         .delete_imported(org, f.id)
         .await
         .map_err(ApiError::internal)?;
-    state
-        .audit
-        .record(
-            ruleiq_services::audit::AuditEvent::new(
-                "framework.deleted",
-                Some(org),
-                Some(principal.user_id.as_uuid()),
-            )
-            .target("framework", f.id)
-            .details(serde_json::json!({"slug": f.slug})),
-            &client,
+    if !deleted {
+        return Err(no_framework(&id));
+    }
+    audit_after_commit(
+        &state,
+        ruleiq_services::audit::AuditEvent::new(
+            "framework.deleted",
+            Some(org),
+            Some(principal.user_id.as_uuid()),
         )
-        .await
-        .map_err(ApiError::internal)?;
+        .target("framework", f.id)
+        .details(serde_json::json!({"slug": f.slug})),
+        &client,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records an audit entry for a change already committed: a failure here is logged
+/// loudly rather than turned into an error for a change that did happen.
+async fn audit_after_commit(
+    state: &AppState,
+    event: ruleiq_services::audit::AuditEvent,
+    client: &ruleiq_services::audit::ClientInfo,
+) {
+    if let Err(e) = state.audit.record(event, client).await {
+        tracing::error!(error = %e, "a committed change could not be written to the audit log");
+    }
 }
 
 /// A framework's controls in published order, with questions and mappings.
@@ -779,20 +793,18 @@ async fn import(
             ImportError::Db(db) => ApiError::internal(db),
         })?;
     state.catalog.changed();
-    state
-        .audit
-        .record(
-            ruleiq_services::audit::AuditEvent::new(
-                "framework.imported",
-                Some(org),
-                Some(principal.user_id.as_uuid()),
-            )
-            .target("framework", imported.id)
-            .details(serde_json::json!({"slug": imported.slug, "controls": imported.controls})),
-            &client,
+    audit_after_commit(
+        &state,
+        ruleiq_services::audit::AuditEvent::new(
+            "framework.imported",
+            Some(org),
+            Some(principal.user_id.as_uuid()),
         )
-        .await
-        .map_err(ApiError::internal)?;
+        .target("framework", imported.id)
+        .details(serde_json::json!({"slug": imported.slug, "controls": imported.controls})),
+        &client,
+    )
+    .await;
     let f = state
         .catalog
         .get(Some(org), &imported.id.to_string())

@@ -131,7 +131,7 @@ async fn framework(
         Err(e) => return failed(e),
     };
     let filter = ControlFilter {
-        limit: 5_000,
+        limit: 20_000, // the importer's bound on a catalog's controls
         ..ControlFilter::default()
     };
     let controls = match state.catalog.controls(org, &framework, &filter).await {
