@@ -1,6 +1,7 @@
 //! Business rules, one module per domain. Handlers call one method here; these call
 //! repositories in `ruleiq-db` and enqueue work through the [`jobs::JobQueue`] trait.
 
+pub mod assessments;
 pub mod audit;
 pub mod cache;
 pub mod frameworks;
