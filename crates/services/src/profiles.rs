@@ -14,6 +14,7 @@ use crate::{
 /// A saved profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedProfile {
+    pub id: uuid::Uuid,
     pub profile: BusinessProfile,
     pub updated_at: DateTime<Utc>,
 }
@@ -75,6 +76,7 @@ impl Profiles {
             ProfileError::Db(DbErr::Custom(format!("stored profile unreadable: {e}")))
         })?;
         Ok(SavedProfile {
+            id: row.id,
             profile,
             updated_at: row.updated_at,
         })
@@ -113,6 +115,10 @@ impl Profiles {
         let value = serde_json::to_value(&profile)
             .map_err(|e| ProfileError::Db(DbErr::Custom(e.to_string())))?;
         let existed = repo::save(&self.db, org.as_uuid(), value, by.as_uuid(), now).await?;
+        let id = repo::find(&self.db, org.as_uuid())
+            .await?
+            .map(|r| r.id)
+            .ok_or(ProfileError::Missing)?;
         self.audit
             .record(
                 AuditEvent::new(
@@ -130,11 +136,39 @@ impl Profiles {
             .await?;
         Ok((
             SavedProfile {
+                id,
                 profile,
                 updated_at: now,
             },
             !existed,
         ))
+    }
+
+    /// Deletes the organisation's profile (audited).
+    ///
+    /// # Errors
+    /// [`ProfileError::Missing`] when there is none.
+    pub async fn delete(
+        &self,
+        org: OrganizationId,
+        by: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), ProfileError> {
+        if !repo::delete(&self.db, org.as_uuid()).await? {
+            return Err(ProfileError::Missing);
+        }
+        self.audit
+            .record(
+                AuditEvent::new(
+                    "business_profile.deleted",
+                    Some(org.as_uuid()),
+                    Some(by.as_uuid()),
+                )
+                .target("organization", org),
+                client,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Every visible framework's verdict, most relevant first.

@@ -57,3 +57,16 @@ pub async fn save<C: ConnectionTrait>(
     .await?;
     Ok(existed)
 }
+
+/// Deletes the organisation's profile; whether there was one.
+///
+/// # Errors
+/// On a database error.
+pub async fn delete<C: ConnectionTrait>(db: &C, organization_id: Uuid) -> Result<bool, DbErr> {
+    Ok(business_profile::Entity::delete_many()
+        .filter(business_profile::Column::OrganizationId.eq(organization_id))
+        .exec(db)
+        .await?
+        .rows_affected
+        > 0)
+}

@@ -412,6 +412,42 @@ async fn recommendations_follow_the_business_profile() {
     assert_eq!(nis2["applicable"], false);
     assert!(nis2["reasons"][0].as_str().unwrap().contains("EU"));
 
+    // The original system's paths answer the same, by the profile's id.
+    let id = saved["id"].as_str().unwrap().to_owned();
+    let (status, listed) = get(&app, "/business-profiles", &a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["id"], id.as_str());
+    let (status, by_id) = get(&app, &format!("/business-profiles/{id}"), &a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_id["company_name"], "Corner Bakery Ltd");
+    let mut renamed = profile();
+    renamed["company_name"] = json!("Corner Bakery & Café Ltd");
+    let res = call(
+        &app,
+        Method::PUT,
+        &format!("/business-profiles/{id}"),
+        &a.token,
+        Some(renamed.clone()),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = call(
+        &app,
+        Method::POST,
+        "/business-profiles",
+        &a.token,
+        Some(renamed),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (status, _) = get(
+        &app,
+        "/business-profiles/0190d6a4-0000-7000-8000-000000000000",
+        &a,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // A viewer may read but not change the profile.
     let viewer = join(&app, &a, "vic@example.co.uk", "viewer").await;
     let (status, _) = get(&app, "/frameworks/recommendations", &viewer).await;
@@ -428,6 +464,38 @@ async fn recommendations_follow_the_business_profile() {
     // Another organisation has no profile of its own.
     let b = owner(&app, "bob@example.co.uk", "Bob Ltd").await;
     let (status, _) = get(&app, "/business-profile", &b).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nor can it reach A's by id; A's owner can delete it (and the viewer cannot).
+    let (status, _) = get(&app, &format!("/business-profiles/{id}"), &b).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/business-profiles/{id}"),
+        &b.token,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/business-profiles/{id}"),
+        &viewer.token,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/business-profiles/{id}"),
+        &a.token,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let (status, _) = get(&app, "/business-profile", &a).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.stop().await;
 }

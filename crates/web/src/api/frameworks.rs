@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use ruleiq_core::{BusinessProfile, Criticality, Permission, Relation};
+use ruleiq_core::{Criticality, Permission, Relation};
 use ruleiq_services::{
     frameworks::{
         Comparison, ControlFilter, ControlView, FrameworkSummary,
@@ -37,7 +37,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(controls))
         .routes(routes!(export))
         .routes(routes!(control))
-        .routes(routes!(get_profile, put_profile))
 }
 
 /// A heading of a framework.
@@ -873,73 +872,4 @@ async fn export(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
-}
-
-/// The saved profile.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProfileResponse {
-    #[serde(flatten)]
-    pub profile: BusinessProfile,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Your organisation's business profile.
-#[utoipa::path(
-    get,
-    path = "/business-profile",
-    tag = "frameworks",
-    security(("bearer" = [])),
-    responses((status = 200, body = ProfileResponse), (status = 401, body = Problem), (status = 404, description = "Not saved yet", body = Problem))
-)]
-async fn get_profile(
-    State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
-) -> Result<ApiJson<ProfileResponse>, ApiError> {
-    let permit = principal.require(Permission::ComplianceRead)?;
-    let saved = state.profiles.get(permit.organization_id()).await?;
-    Ok(ApiJson(ProfileResponse {
-        profile: saved.profile,
-        updated_at: saved.updated_at,
-    }))
-}
-
-/// Saves your organisation's business profile (the whole of it).
-#[utoipa::path(
-    put,
-    path = "/business-profile",
-    tag = "frameworks",
-    security(("bearer" = [])),
-    request_body = BusinessProfile,
-    responses((status = 200, body = ProfileResponse), (status = 201, body = ProfileResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem))
-)]
-async fn put_profile(
-    State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
-    Client(client): Client,
-    ApiJson(profile): ApiJson<BusinessProfile>,
-) -> Result<Response, ApiError> {
-    let permit = principal.require(Permission::ComplianceWrite)?;
-    let (saved, created) = state
-        .profiles
-        .save(
-            permit.organization_id(),
-            principal.user_id,
-            profile,
-            &state.catalog,
-            &client,
-        )
-        .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        ApiJson(ProfileResponse {
-            profile: saved.profile,
-            updated_at: saved.updated_at,
-        }),
-    )
-        .into_response())
 }

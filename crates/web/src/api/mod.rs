@@ -6,6 +6,7 @@ pub mod frameworks;
 pub mod health;
 pub mod jobs;
 pub mod organization;
+pub mod profiles;
 pub mod rbac;
 pub mod search;
 #[cfg(test)]
@@ -61,6 +62,7 @@ use crate::{
         (name = "identity", description = "Accounts, sign-in, sessions, roles and the audit trail"),
         (name = "jobs", description = "Background jobs of the organisation"),
         (name = "frameworks", description = "The framework library, mappings, applicability, OSCAL exchange and search"),
+        (name = "profiles", description = "The organisation's business profile"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -91,6 +93,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
         .merge(frameworks::router())
         .merge(search::router())
+        .merge(profiles::router())
         .merge(health::router())
         .merge(auth::router())
         .merge(rbac::router())
