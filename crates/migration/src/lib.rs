@@ -13,6 +13,7 @@ mod m20261125_000004_create_invitations;
 mod m20261125_000005_create_password_resets;
 mod m20261126_000006_create_frameworks;
 mod m20261126_000007_create_business_profiles;
+mod m20261126_000008_create_assessments;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_password_resets::Migration),
             Box::new(m20261126_000006_create_frameworks::Migration),
             Box::new(m20261126_000007_create_business_profiles::Migration),
+            Box::new(m20261126_000008_create_assessments::Migration),
         ]
     }
 }

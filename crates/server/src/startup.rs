@@ -218,6 +218,10 @@ impl Application {
             catalog,
             responses: ruleiq_web::cache::ResponseCache::default(),
             profiles,
+            assessments: ruleiq_services::assessments::Assessments::new(
+                components.db.clone(),
+                components.clock.clone(),
+            ),
             search,
             limiter,
             metrics: Metrics::new(),

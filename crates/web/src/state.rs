@@ -24,6 +24,7 @@ pub struct AppParts {
     /// Rendered catalogue answers, checked against the catalogue's revision.
     pub responses: crate::cache::ResponseCache,
     pub profiles: Profiles,
+    pub assessments: ruleiq_services::assessments::Assessments,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Metrics,

@@ -1,5 +1,7 @@
 //! SeaORM entities, one module per table.
 
+pub mod answer;
+pub mod assessment;
 pub mod audit_chain_head;
 pub mod audit_entry;
 pub mod business_profile;

@@ -1,5 +1,6 @@
 //! Queries, one module per domain. Each function takes any connection or transaction.
 
+pub mod assessments;
 pub mod audit;
 pub mod frameworks;
 pub mod identity;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod assessments;
 mod browser;
 mod cli;
 mod frameworks;

@@ -24,6 +24,8 @@ const TABLES: &[&str] = &[
     "search_documents",
     "content_imports",
     "business_profiles",
+    "assessments",
+    "answers",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {

@@ -1,6 +1,496 @@
 //! Assessments: answering a framework's questions, and scoring the answers.
 //!
-//! The scoring model is API.md's, as a pure function here so it can be tested
-//! exhaustively; storing assessments and answers builds on it.
+//! One assessment per framework run; its questions are the library's (own and shared)
+//! for that framework's controls, in published order. An answer given to a shared
+//! question anywhere in the organisation pre-fills the same question in a new
+//! assessment, marked with the assessment it came from, and can be overridden.
 
 pub mod scoring;
+
+use chrono::{DateTime, Utc};
+use ruleiq_core::{Clock, Criticality, OrganizationId, UserId};
+use ruleiq_db::{
+    DatabaseConnection, DbErr,
+    entities::{answer, assessment},
+    repositories::{assessments as repo, frameworks as frameworks_repo},
+    sea_orm::TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use std::{collections::HashMap, sync::Arc};
+use uuid::Uuid;
+
+use scoring::{ControlAnswers, Response, Scored};
+
+/// Why an assessment operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AssessmentError {
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: &'static str,
+    },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// An assessment as shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssessmentView {
+    pub id: Uuid,
+    pub framework_id: Uuid,
+    pub framework_slug: String,
+    pub framework_name: String,
+    pub name: String,
+    pub status: String,
+    pub answered: usize,
+    pub total: usize,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A question of an assessment, with its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuestionView {
+    pub id: Uuid,
+    pub domain: Option<String>,
+    pub text: String,
+    pub help: Option<String>,
+    pub control_refs: Vec<String>,
+    pub answer: Option<AnswerView>,
+}
+
+/// An answer as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerView {
+    pub response: Response,
+    pub notes: Option<String>,
+    pub evidence_ids: Vec<Uuid>,
+    pub answered_at: DateTime<Utc>,
+    /// The assessment this answer was copied from, when it was pre-filled.
+    pub prefilled_from: Option<Uuid>,
+}
+
+/// Stored results of a completed assessment (also computed live while in progress).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub score: f64,
+    pub band: scoring::Band,
+    pub by_domain: Vec<DomainResult>,
+    pub gaps: Vec<GapResult>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One domain's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainResult {
+    pub domain: String,
+    pub score: f64,
+    pub answered: usize,
+    pub total: usize,
+}
+
+/// One gap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GapResult {
+    pub control_id: Uuid,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub title: String,
+    pub severity: Criticality,
+    pub response: Response,
+    pub recommendation: String,
+}
+
+/// The assessment service.
+#[derive(Clone)]
+pub struct Assessments {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Assessments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assessments").finish_non_exhaustive()
+    }
+}
+
+const MAX_NOTES: usize = 5_000;
+
+impl Assessments {
+    #[must_use]
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// Starts an assessment of a framework in reach, pre-filling shared answers.
+    ///
+    /// # Errors
+    /// `NotFound` for a framework out of reach; `Invalid` for a bad name.
+    pub async fn create(
+        &self,
+        org: OrganizationId,
+        by: UserId,
+        framework: &str,
+        name: Option<&str>,
+    ) -> Result<AssessmentView, AssessmentError> {
+        let org_id = org.as_uuid();
+        let f = frameworks_repo::find_visible(&self.db, Some(org_id), framework)
+            .await?
+            .ok_or(AssessmentError::NotFound(
+                "no such framework within your reach",
+            ))?;
+        let name = match name.map(str::trim) {
+            Some(n) if n.chars().count() > 200 || n.is_empty() => {
+                return Err(AssessmentError::Invalid {
+                    field: "name",
+                    message: "must be 1 to 200 characters",
+                });
+            }
+            Some(n) => n.to_owned(),
+            None => format!("{} assessment", f.name),
+        };
+        let now = self.clock.now();
+        let id = Uuid::now_v7();
+        let questions = repo::framework_questions(&self.db, f.id).await?;
+        let mut qids: Vec<Uuid> = questions.iter().map(|q| q.question_id).collect();
+        qids.sort_unstable();
+        qids.dedup();
+        let earlier = repo::latest_answers(&self.db, org_id, &qids).await?;
+        let txn = self.db.begin().await?;
+        repo::insert(
+            &txn,
+            assessment::Model {
+                id,
+                organization_id: org_id,
+                framework_id: f.id,
+                name,
+                status: "in_progress".into(),
+                created_by: Some(by.as_uuid()),
+                completed_at: None,
+                results: None,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+        repo::upsert_answers(
+            &txn,
+            earlier
+                .into_iter()
+                .map(|a| answer::Model {
+                    id: Uuid::now_v7(),
+                    assessment_id: id,
+                    prefilled_from: Some(a.assessment_id),
+                    created_at: now,
+                    updated_at: now,
+                    ..a
+                })
+                .collect(),
+        )
+        .await?;
+        txn.commit().await?;
+        self.get(org, id).await
+    }
+
+    /// The organisation's assessments, newest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn list(&self, org: OrganizationId) -> Result<Vec<AssessmentView>, AssessmentError> {
+        let mut out = Vec::new();
+        for a in repo::list(&self.db, org.as_uuid()).await? {
+            out.push(self.view(org, a).await?);
+        }
+        Ok(out)
+    }
+
+    /// One assessment.
+    ///
+    /// # Errors
+    /// `NotFound` outside the organisation.
+    pub async fn get(
+        &self,
+        org: OrganizationId,
+        id: Uuid,
+    ) -> Result<AssessmentView, AssessmentError> {
+        let a = self.find(org, id).await?;
+        self.view(org, a).await
+    }
+
+    async fn find(
+        &self,
+        org: OrganizationId,
+        id: Uuid,
+    ) -> Result<assessment::Model, AssessmentError> {
+        repo::find(&self.db, org.as_uuid(), id)
+            .await?
+            .ok_or(AssessmentError::NotFound(
+                "no such assessment in your organisation",
+            ))
+    }
+
+    async fn view(
+        &self,
+        org: OrganizationId,
+        a: assessment::Model,
+    ) -> Result<AssessmentView, AssessmentError> {
+        let f = frameworks_repo::find_visible(
+            &self.db,
+            Some(org.as_uuid()),
+            &a.framework_id.to_string(),
+        )
+        .await?
+        .ok_or(AssessmentError::NotFound(
+            "the assessment's framework is gone",
+        ))?;
+        let questions = self.questions(org, a.id).await?;
+        Ok(AssessmentView {
+            id: a.id,
+            framework_id: f.id,
+            framework_slug: f.slug,
+            framework_name: f.name,
+            name: a.name,
+            status: a.status,
+            answered: questions.iter().filter(|q| q.answer.is_some()).count(),
+            total: questions.len(),
+            created_at: a.created_at,
+            completed_at: a.completed_at,
+        })
+    }
+
+    /// The assessment's questions in domain order, with their answers.
+    ///
+    /// # Errors
+    /// `NotFound` outside the organisation.
+    pub async fn questions(
+        &self,
+        org: OrganizationId,
+        id: Uuid,
+    ) -> Result<Vec<QuestionView>, AssessmentError> {
+        let a = self.find(org, id).await?;
+        let rows = repo::framework_questions(&self.db, a.framework_id).await?;
+        let answers: HashMap<Uuid, answer::Model> = repo::answers(&self.db, org.as_uuid(), id)
+            .await?
+            .into_iter()
+            .map(|a| (a.question_id, a))
+            .collect();
+        let mut out: Vec<QuestionView> = Vec::new();
+        for r in rows {
+            if let Some(q) = out.iter_mut().find(|q| q.id == r.question_id) {
+                q.control_refs.push(r.control_ref);
+                continue;
+            }
+            out.push(QuestionView {
+                id: r.question_id,
+                domain: r.domain_ref,
+                text: r.text,
+                help: r.help,
+                control_refs: vec![r.control_ref],
+                answer: answers.get(&r.question_id).map(answer_view),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Saves one answer.
+    ///
+    /// # Errors
+    /// `NotFound` for an assessment outside the organisation or a question not in it;
+    /// `Conflict` once completed; `Invalid` for over-long notes or evidence links.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn answer(
+        &self,
+        org: OrganizationId,
+        by: UserId,
+        id: Uuid,
+        question_id: Uuid,
+        response: Response,
+        notes: Option<String>,
+        evidence_ids: Vec<Uuid>,
+    ) -> Result<AnswerView, AssessmentError> {
+        let a = self.find(org, id).await?;
+        if a.status == "completed" {
+            return Err(AssessmentError::Conflict(
+                "this assessment is completed; start a new one to answer again",
+            ));
+        }
+        let rows = repo::framework_questions(&self.db, a.framework_id).await?;
+        if !rows.iter().any(|r| r.question_id == question_id) {
+            return Err(AssessmentError::NotFound(
+                "no such question in this assessment",
+            ));
+        }
+        let notes = notes.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+        if notes
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTES)
+        {
+            return Err(AssessmentError::Invalid {
+                field: "notes",
+                message: "must be at most 5,000 characters",
+            });
+        }
+        if !evidence_ids.is_empty() {
+            // Evidence arrives with its own issue; until then nothing can be linked.
+            return Err(AssessmentError::Invalid {
+                field: "evidence_ids",
+                message: "no evidence exists to link yet",
+            });
+        }
+        let now = self.clock.now();
+        let row = answer::Model {
+            id: Uuid::now_v7(),
+            organization_id: org.as_uuid(),
+            assessment_id: id,
+            question_id,
+            response: response_str(response).to_owned(),
+            notes,
+            evidence_ids: serde_json::json!([]),
+            answered_by: Some(by.as_uuid()),
+            prefilled_from: None,
+            answered_at: now,
+            created_at: now,
+            updated_at: now,
+        };
+        repo::upsert_answers(&self.db, vec![row.clone()]).await?;
+        Ok(answer_view(&row))
+    }
+
+    /// Completes the assessment: unanswered questions count as `unknown`.
+    ///
+    /// # Errors
+    /// `Conflict` when already completed.
+    pub async fn complete(
+        &self,
+        org: OrganizationId,
+        id: Uuid,
+    ) -> Result<Results, AssessmentError> {
+        let a = self.find(org, id).await?;
+        if a.status == "completed" {
+            return Err(AssessmentError::Conflict(
+                "this assessment is already completed",
+            ));
+        }
+        let now = self.clock.now();
+        let mut results = self.score(org, &a).await?;
+        results.completed_at = Some(now);
+        let value = serde_json::to_value(&results).map_err(|e| DbErr::Custom(e.to_string()))?;
+        if !repo::complete(&self.db, org.as_uuid(), id, value, now).await? {
+            return Err(AssessmentError::Conflict(
+                "this assessment is already completed",
+            ));
+        }
+        Ok(results)
+    }
+
+    /// The results: as completed, or as they stand while in progress.
+    ///
+    /// # Errors
+    /// `NotFound` outside the organisation.
+    pub async fn results(&self, org: OrganizationId, id: Uuid) -> Result<Results, AssessmentError> {
+        let a = self.find(org, id).await?;
+        if let Some(stored) = a.results.clone()
+            && let Ok(r) = serde_json::from_value::<Results>(stored)
+        {
+            return Ok(r);
+        }
+        self.score(org, &a).await
+    }
+
+    async fn score(
+        &self,
+        org: OrganizationId,
+        a: &assessment::Model,
+    ) -> Result<Results, AssessmentError> {
+        let rows = repo::framework_questions(&self.db, a.framework_id).await?;
+        let answers: HashMap<Uuid, Response> = repo::answers(&self.db, org.as_uuid(), a.id)
+            .await?
+            .into_iter()
+            .map(|x| (x.question_id, parse_response(&x.response)))
+            .collect();
+        let mut controls: Vec<ControlAnswers> = Vec::new();
+        for r in rows {
+            let response = answers
+                .get(&r.question_id)
+                .copied()
+                .unwrap_or(Response::Unknown);
+            match controls.iter_mut().find(|c| c.control_id == r.control_id) {
+                Some(c) => c.responses.push(response),
+                None => controls.push(ControlAnswers {
+                    control_id: r.control_id,
+                    reference: r.control_ref,
+                    title: r.control_title,
+                    domain: r.domain_ref.unwrap_or_default(),
+                    criticality: r.criticality.parse().unwrap_or(Criticality::Medium),
+                    guidance: r.guidance,
+                    responses: vec![response],
+                }),
+            }
+        }
+        Ok(results_of(scoring::score(&controls)))
+    }
+}
+
+fn results_of(s: Scored) -> Results {
+    Results {
+        score: s.score,
+        band: s.band,
+        by_domain: s
+            .by_domain
+            .into_iter()
+            .map(|d| DomainResult {
+                domain: d.domain,
+                score: d.score,
+                answered: d.answered,
+                total: d.total,
+            })
+            .collect(),
+        gaps: s
+            .gaps
+            .into_iter()
+            .map(|g| GapResult {
+                control_id: g.control_id,
+                reference: g.reference,
+                title: g.title,
+                severity: g.severity,
+                response: g.response,
+                recommendation: g.recommendation,
+            })
+            .collect(),
+        completed_at: None,
+    }
+}
+
+fn response_str(r: Response) -> &'static str {
+    match r {
+        Response::Yes => "yes",
+        Response::Partial => "partial",
+        Response::No => "no",
+        Response::NotApplicable => "not_applicable",
+        Response::Unknown => "unknown",
+    }
+}
+
+fn parse_response(s: &str) -> Response {
+    match s {
+        "yes" => Response::Yes,
+        "partial" => Response::Partial,
+        "no" => Response::No,
+        "not_applicable" => Response::NotApplicable,
+        _ => Response::Unknown,
+    }
+}
+
+fn answer_view(a: &answer::Model) -> AnswerView {
+    AnswerView {
+        response: parse_response(&a.response),
+        notes: a.notes.clone(),
+        evidence_ids: serde_json::from_value(a.evidence_ids.clone()).unwrap_or_default(),
+        answered_at: a.answered_at,
+        prefilled_from: a.prefilled_from,
+    }
+}

@@ -1,5 +1,6 @@
 //! The JSON API: one module per domain, each with its own `router()`.
 
+pub mod assessments;
 pub mod audit;
 pub mod auth;
 pub mod frameworks;
@@ -63,6 +64,7 @@ use crate::{
         (name = "jobs", description = "Background jobs of the organisation"),
         (name = "frameworks", description = "The framework library, mappings, applicability, OSCAL exchange and search"),
         (name = "profiles", description = "The organisation's business profile"),
+        (name = "assessments", description = "Assessments of a framework, answers and scores"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -94,6 +96,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(frameworks::router())
         .merge(search::router())
         .merge(profiles::router())
+        .merge(assessments::router())
         .merge(health::router())
         .merge(auth::router())
         .merge(rbac::router())

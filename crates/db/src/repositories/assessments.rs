@@ -1,0 +1,191 @@
+//! Assessments and their answers. Every query takes the organisation.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, sea_query::OnConflict,
+};
+use uuid::Uuid;
+
+use super::frameworks::sql;
+use crate::entities::{answer, assessment};
+
+/// Records a new assessment.
+///
+/// # Errors
+/// On a database error.
+pub async fn insert<C: ConnectionTrait>(db: &C, row: assessment::Model) -> Result<(), DbErr> {
+    assessment::Entity::insert(assessment::ActiveModel::from(row))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// One of the organisation's assessments.
+///
+/// # Errors
+/// On a database error.
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    id: Uuid,
+) -> Result<Option<assessment::Model>, DbErr> {
+    assessment::Entity::find_by_id(id)
+        .filter(assessment::Column::OrganizationId.eq(organization_id))
+        .one(db)
+        .await
+}
+
+/// The organisation's assessments, newest first.
+///
+/// # Errors
+/// On a database error.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+) -> Result<Vec<assessment::Model>, DbErr> {
+    assessment::Entity::find()
+        .filter(assessment::Column::OrganizationId.eq(organization_id))
+        .order_by_desc(assessment::Column::Id)
+        .all(db)
+        .await
+}
+
+/// A question of a framework, with one control it serves there.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct FrameworkQuestion {
+    pub question_id: Uuid,
+    pub text: String,
+    pub help: Option<String>,
+    pub control_id: Uuid,
+    pub control_ref: String,
+    pub control_title: String,
+    pub domain_ref: Option<String>,
+    pub criticality: String,
+    pub guidance: String,
+    pub position: i32,
+}
+
+/// Every (question, control) pair of a framework's current controls, in published
+/// order of the controls and, within one, its own questions before shared ones.
+///
+/// # Errors
+/// On a database error.
+pub async fn framework_questions<C: ConnectionTrait>(
+    db: &C,
+    framework_id: Uuid,
+) -> Result<Vec<FrameworkQuestion>, DbErr> {
+    FrameworkQuestion::find_by_statement(sql(
+        db.get_database_backend(),
+        "SELECT q.id AS question_id, q.text, q.help, c.id AS control_id, c.ref AS control_ref, \
+         c.title AS control_title, c.domain_ref, c.criticality, c.guidance, c.position \
+         FROM controls c JOIN question_controls qc ON qc.control_id = c.id \
+         JOIN questions q ON q.id = qc.question_id \
+         WHERE c.framework_id = ? AND c.retired_at IS NULL AND q.retired_at IS NULL \
+         ORDER BY c.position, q.shared, q.position",
+        vec![framework_id.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// The answers of an assessment.
+///
+/// # Errors
+/// On a database error.
+pub async fn answers<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    assessment_id: Uuid,
+) -> Result<Vec<answer::Model>, DbErr> {
+    answer::Entity::find()
+        .filter(answer::Column::OrganizationId.eq(organization_id))
+        .filter(answer::Column::AssessmentId.eq(assessment_id))
+        .all(db)
+        .await
+}
+
+/// The organisation's most recent answer to each of `questions`, in any assessment.
+///
+/// # Errors
+/// On a database error.
+pub async fn latest_answers<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    questions: &[Uuid],
+) -> Result<Vec<answer::Model>, DbErr> {
+    let mut out: Vec<answer::Model> = Vec::new();
+    for chunk in questions.chunks(200) {
+        let rows = answer::Entity::find()
+            .filter(answer::Column::OrganizationId.eq(organization_id))
+            .filter(answer::Column::QuestionId.is_in(chunk.to_vec()))
+            .order_by_desc(answer::Column::AnsweredAt)
+            .all(db)
+            .await?;
+        for r in rows {
+            if !out.iter().any(|o| o.question_id == r.question_id) {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Saves answers, replacing an assessment's earlier answer to the same question.
+///
+/// # Errors
+/// On a database error.
+pub async fn upsert_answers<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<answer::Model>,
+) -> Result<(), DbErr> {
+    use answer::Column as A;
+    for chunk in rows.chunks(200) {
+        answer::Entity::insert_many(chunk.iter().cloned().map(answer::ActiveModel::from))
+            .on_conflict(
+                OnConflict::columns([A::AssessmentId, A::QuestionId])
+                    .update_columns([
+                        A::Response,
+                        A::Notes,
+                        A::EvidenceIds,
+                        A::AnsweredBy,
+                        A::PrefilledFrom,
+                        A::AnsweredAt,
+                        A::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Marks an assessment completed with its results, if it is still in progress.
+/// Returns whether it was.
+///
+/// # Errors
+/// On a database error.
+pub async fn complete<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    id: Uuid,
+    results: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let n = assessment::Entity::update_many()
+        .set(assessment::ActiveModel {
+            status: Set("completed".into()),
+            completed_at: Set(Some(now)),
+            results: Set(Some(results)),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .filter(assessment::Column::Id.eq(id))
+        .filter(assessment::Column::OrganizationId.eq(organization_id))
+        .filter(assessment::Column::Status.eq("in_progress"))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(n == 1)
+}
