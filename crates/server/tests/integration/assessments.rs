@@ -221,6 +221,94 @@ async fn answer_prefill_complete_and_score() {
     );
     let (_, listed) = send(&app, Method::GET, "/assessments", &a.token, None).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+
+    // Readiness: half the assessment score until evidence and policies exist.
+    let (status, readiness) = send(&app, Method::GET, "/compliance/status", &a.token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let frameworks = readiness["frameworks"].as_array().unwrap();
+    assert_eq!(frameworks.len(), 2, "{readiness}");
+    let ce_status = frameworks
+        .iter()
+        .find(|f| f["framework"]["slug"] == "cyber-essentials")
+        .unwrap();
+    assert_eq!(ce_status["assessment_score"], 100.0);
+    assert_eq!(ce_status["readiness_score"], 50.0);
+    assert_eq!(ce_status["band"], "developing");
+    assert_eq!(ce_status["evidence_coverage"], 0.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_original_systems_responses_path_saves_answers() {
+    let app = TestApp::spawn().await;
+    let a = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    let (_, st) = send(&app, Method::GET, "/compliance/status", &a.token, None).await;
+    assert_eq!(st["overall_score"], 0.0);
+    let (_, nis2) = send(
+        &app,
+        Method::POST,
+        "/assessments",
+        &a.token,
+        Some(json!({"framework_id": "nis2"})),
+    )
+    .await;
+    let id = nis2["id"].as_str().unwrap().to_owned();
+    let (_, qs) = send(
+        &app,
+        Method::GET,
+        &format!("/assessments/{id}/questions"),
+        &a.token,
+        None,
+    )
+    .await;
+    let q: Vec<String> = qs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .map(|q| q["id"].as_str().unwrap().to_owned())
+        .collect();
+    let path = format!("/assessments/{id}/responses");
+    let (status, one) = send(
+        &app,
+        Method::POST,
+        &path,
+        &a.token,
+        Some(json!({"question_id": q[0], "answer": "yes"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["items"][0]["response"], "yes");
+    let (status, many) = send(
+        &app,
+        Method::POST,
+        &path,
+        &a.token,
+        Some(json!({"answers": [
+            {"question_id": q[1], "response": "no", "notes": "not yet"},
+            {"question_id": q[2], "response": "partial"}
+        ]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(many["items"].as_array().unwrap().len(), 2);
+    let (_, now) = send(
+        &app,
+        Method::GET,
+        &format!("/assessments/{id}"),
+        &a.token,
+        None,
+    )
+    .await;
+    assert_eq!(now["progress"]["answered"], 3);
+    for body in [
+        json!({"question_id": q[0]}),
+        json!({"answers": []}),
+        json!({"question_id": q[0], "response": "maybe"}),
+    ] {
+        let (status, _) = send(&app, Method::POST, &path, &a.token, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
     app.stop().await;
 }
 

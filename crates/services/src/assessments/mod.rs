@@ -105,6 +105,20 @@ pub struct GapResult {
     pub recommendation: String,
 }
 
+/// A framework's readiness.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    pub framework_id: Uuid,
+    pub framework_slug: String,
+    pub framework_name: String,
+    pub assessment_score: f64,
+    pub evidence_coverage: f64,
+    pub policy_coverage: f64,
+    pub readiness_score: f64,
+    pub band: scoring::Band,
+    pub last_assessed_at: DateTime<Utc>,
+}
+
 /// The assessment service.
 #[derive(Clone)]
 pub struct Assessments {
@@ -399,6 +413,51 @@ impl Assessments {
             return Ok(r);
         }
         self.score(org, &a).await
+    }
+
+    /// Readiness per framework from each framework's latest completed assessment:
+    /// 0.5 × assessment score + 0.3 × evidence coverage + 0.2 × policy coverage
+    /// (API.md). Evidence and policies count as zero until their tables exist.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn status(&self, org: OrganizationId) -> Result<Vec<Readiness>, AssessmentError> {
+        let mut out: Vec<Readiness> = Vec::new();
+        for a in repo::list(&self.db, org.as_uuid()).await? {
+            let (Some(completed_at), Some(stored)) = (a.completed_at, a.results.clone()) else {
+                continue;
+            };
+            if out.iter().any(|r| r.framework_id == a.framework_id) {
+                continue; // newest first: an older assessment of the same framework
+            }
+            let Ok(results) = serde_json::from_value::<Results>(stored) else {
+                continue;
+            };
+            let Some(f) = frameworks_repo::find_visible(
+                &self.db,
+                Some(org.as_uuid()),
+                &a.framework_id.to_string(),
+            )
+            .await?
+            else {
+                continue;
+            };
+            let (evidence, policy) = (0.0, 0.0);
+            let readiness =
+                ((0.5 * results.score + 0.3 * evidence + 0.2 * policy) * 10.0).round() / 10.0;
+            out.push(Readiness {
+                framework_id: f.id,
+                framework_slug: f.slug,
+                framework_name: f.name,
+                assessment_score: results.score,
+                evidence_coverage: evidence,
+                policy_coverage: policy,
+                readiness_score: readiness,
+                band: scoring::Band::of(readiness),
+                last_assessed_at: completed_at,
+            });
+        }
+        Ok(out)
     }
 
     async fn score(

@@ -31,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(answer))
         .routes(routes!(complete))
         .routes(routes!(results))
+        .routes(routes!(responses))
+        .routes(routes!(status))
 }
 
 impl From<AssessmentError> for ApiError {
@@ -419,4 +421,155 @@ async fn results(
         .results(permit.organization_id(), id_of(&id)?)
         .await?;
     Ok(ApiJson(r.into()))
+}
+
+/// A framework's readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrameworkReadiness {
+    pub framework: FrameworkRef,
+    pub assessment_score: f64,
+    /// Share of applicable controls with approved, unexpired evidence (0 until evidence lands).
+    pub evidence_coverage: f64,
+    /// Share of controls covered by an approved policy (0 until policies land).
+    pub policy_coverage: f64,
+    pub readiness_score: f64,
+    pub band: ruleiq_services::assessments::scoring::Band,
+    pub last_assessed_at: DateTime<Utc>,
+}
+
+/// Readiness across frameworks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComplianceStatus {
+    /// The mean readiness of the assessed frameworks (0 when none is).
+    pub overall_score: f64,
+    pub frameworks: Vec<FrameworkReadiness>,
+}
+
+/// Readiness per framework from its latest completed assessment: 0.5 × assessment
+/// score + 0.3 × evidence coverage + 0.2 × policy coverage.
+#[utoipa::path(
+    get,
+    path = "/compliance/status",
+    tag = "assessments",
+    security(("bearer" = [])),
+    responses((status = 200, body = ComplianceStatus), (status = 401, body = Problem))
+)]
+async fn status(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+) -> Result<ApiJson<ComplianceStatus>, ApiError> {
+    let permit = principal.require(Permission::ComplianceRead)?;
+    let frameworks: Vec<FrameworkReadiness> = state
+        .assessments
+        .status(permit.organization_id())
+        .await?
+        .into_iter()
+        .map(|r| FrameworkReadiness {
+            framework: FrameworkRef {
+                id: r.framework_id,
+                slug: r.framework_slug,
+                name: r.framework_name,
+            },
+            assessment_score: r.assessment_score,
+            evidence_coverage: r.evidence_coverage,
+            policy_coverage: r.policy_coverage,
+            readiness_score: r.readiness_score,
+            band: r.band,
+            last_assessed_at: r.last_assessed_at,
+        })
+        .collect();
+    let overall_score = if frameworks.is_empty() {
+        0.0
+    } else {
+        let mean =
+            frameworks.iter().map(|f| f.readiness_score).sum::<f64>() / frameworks.len() as f64;
+        (mean * 10.0).round() / 10.0
+    };
+    Ok(ApiJson(ComplianceStatus {
+        overall_score,
+        frameworks,
+    }))
+}
+
+/// One answer in the original system's shape.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyAnswer {
+    pub question_id: String,
+    /// Either `response` or `answer`.
+    pub response: Option<Answer>,
+    pub answer: Option<Answer>,
+    pub notes: Option<String>,
+}
+
+/// The original system's body: one answer, or `{answers: [...]}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LegacyResponses {
+    Many { answers: Vec<LegacyAnswer> },
+    One(LegacyAnswer),
+}
+
+/// The answers saved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswerList {
+    pub items: Vec<AnswerResponse>,
+}
+
+/// Compatibility: the original system's `POST /assessments/{id}/responses`, saving one
+/// answer or several (each as `PUT /assessments/{id}/answers/{question_id}`).
+#[utoipa::path(
+    post,
+    path = "/assessments/{id}/responses",
+    tag = "assessments",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The assessment's id")),
+    request_body = LegacyResponses,
+    responses((status = 200, body = AnswerList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem))
+)]
+async fn responses(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<LegacyResponses>,
+) -> Result<ApiJson<AnswerList>, ApiError> {
+    let permit = principal.require(Permission::ComplianceWrite)?;
+    let id = id_of(&id)?;
+    let answers = match body {
+        LegacyResponses::Many { answers } => answers,
+        LegacyResponses::One(one) => vec![one],
+    };
+    if answers.is_empty() || answers.len() > 500 {
+        return Err(invalid("answers", "send 1 to 500 answers"));
+    }
+    // Check the shape of every answer before saving any.
+    let mut parsed = Vec::with_capacity(answers.len());
+    for a in answers {
+        let response = a
+            .response
+            .or(a.answer)
+            .ok_or_else(|| invalid("response", "give `response` (or `answer`)"))?;
+        let question_id: Uuid = a
+            .question_id
+            .parse()
+            .map_err(|_| ApiError::NotFound("no such question in this assessment".into()))?;
+        parsed.push((question_id, response, a.notes));
+    }
+    let mut items = Vec::with_capacity(parsed.len());
+    for (question_id, response, notes) in parsed {
+        let saved = state
+            .assessments
+            .answer(
+                permit.organization_id(),
+                principal.user_id,
+                id,
+                question_id,
+                response,
+                notes,
+                Vec::new(),
+            )
+            .await?;
+        items.push(saved.into());
+    }
+    Ok(ApiJson(AnswerList { items }))
 }
