@@ -114,7 +114,6 @@ enum SearchDocuments {
     FrameworkSlug,
     Title,
     Body,
-    SearchText,
     CreatedAt,
     UpdatedAt,
 }
@@ -390,7 +389,6 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(SearchDocuments::FrameworkSlug, 120))
                     .col(text(SearchDocuments::Title))
                     .col(text(SearchDocuments::Body))
-                    .col(text(SearchDocuments::SearchText))
                     .col(timestamp_with_time_zone(SearchDocuments::CreatedAt))
                     .col(timestamp_with_time_zone(SearchDocuments::UpdatedAt))
                     .foreign_key(

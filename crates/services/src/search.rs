@@ -65,7 +65,6 @@ impl SearchDocument {
     /// The stored row.
     #[must_use]
     pub fn into_row(self, now: DateTime<Utc>) -> search_document::Model {
-        let search_text = normalise(&format!("{}\n{}", self.title, self.body));
         search_document::Model {
             id: Uuid::now_v7(),
             organization_id: self.organization_id,
@@ -74,7 +73,6 @@ impl SearchDocument {
             framework_slug: self.framework_slug,
             title: self.title,
             body: self.body,
-            search_text,
             created_at: now,
             updated_at: now,
         }

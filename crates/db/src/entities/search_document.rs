@@ -13,7 +13,6 @@ pub struct Model {
     pub framework_slug: Option<String>,
     pub title: String,
     pub body: String,
-    pub search_text: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -189,3 +189,50 @@ pub async fn complete<C: ConnectionTrait>(
         .rows_affected;
     Ok(n == 1)
 }
+
+/// Whether `question_id` asks about a current control of `framework_id`.
+///
+/// # Errors
+/// On a database error.
+pub async fn question_in_framework<C: ConnectionTrait>(
+    db: &C,
+    framework_id: Uuid,
+    question_id: Uuid,
+) -> Result<bool, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Found {
+        #[allow(dead_code)]
+        question_id: Uuid,
+    }
+    Ok(Found::find_by_statement(sql(
+        db.get_database_backend(),
+        "SELECT q.id AS question_id FROM questions q \
+         JOIN question_controls qc ON qc.question_id = q.id \
+         JOIN controls c ON c.id = qc.control_id \
+         WHERE q.id = ? AND c.framework_id = ? AND c.retired_at IS NULL AND q.retired_at IS NULL \
+         LIMIT 1",
+        vec![question_id.into(), framework_id.into()],
+    ))
+    .one(db)
+    .await?
+    .is_some())
+}
+
+/// Every (assessment, question) the organisation has answered.
+///
+/// # Errors
+/// On a database error.
+pub async fn answered<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    use sea_orm::QuerySelect;
+    answer::Entity::find()
+        .select_only()
+        .column(answer::Column::AssessmentId)
+        .column(answer::Column::QuestionId)
+        .filter(answer::Column::OrganizationId.eq(organization_id))
+        .into_tuple()
+        .all(db)
+        .await
+}

@@ -1,5 +1,4 @@
-//! The search index table: one row per searchable thing, with a lower-cased copy of
-//! its text (for matching in SQL by reports and tools). The service reads a scope's
+//! The search index table: one row per searchable thing. The service reads a scope's
 //! rows once per revision and matches and ranks them in memory, the same on both
 //! engines.
 
@@ -53,13 +52,7 @@ pub async fn upsert<C: ConnectionTrait>(
         .on_conflict(
             OnConflict::columns([S::Kind, S::SubjectId])
                 // A document never changes organisation: the subject is the same thing.
-                .update_columns([
-                    S::FrameworkSlug,
-                    S::Title,
-                    S::Body,
-                    S::SearchText,
-                    S::UpdatedAt,
-                ])
+                .update_columns([S::FrameworkSlug, S::Title, S::Body, S::UpdatedAt])
                 .to_owned(),
         )
         .exec_without_returning(db)

@@ -11,12 +11,15 @@ use chrono::{DateTime, Utc};
 use ruleiq_core::{Clock, Criticality, OrganizationId, UserId};
 use ruleiq_db::{
     DatabaseConnection, DbErr,
-    entities::{answer, assessment},
+    entities::{answer, assessment, framework},
     repositories::{assessments as repo, frameworks as frameworks_repo},
     sea_orm::TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 use uuid::Uuid;
 
 use scoring::{ControlAnswers, Response, Scored};
@@ -210,14 +213,28 @@ impl Assessments {
         self.get(org, id).await
     }
 
-    /// The organisation's assessments, newest first.
+    /// The organisation's assessments, newest first. A fixed number of queries per
+    /// framework in use, whatever the number of assessments and answers.
     ///
     /// # Errors
     /// On a database error.
     pub async fn list(&self, org: OrganizationId) -> Result<Vec<AssessmentView>, AssessmentError> {
-        let mut out = Vec::new();
-        for a in repo::list(&self.db, org.as_uuid()).await? {
-            out.push(self.view(org, a).await?);
+        let assessments = repo::list(&self.db, org.as_uuid()).await?;
+        let mut answered: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
+        for (assessment, question) in repo::answered(&self.db, org.as_uuid()).await? {
+            answered.entry(assessment).or_default().insert(question);
+        }
+        let mut frameworks: HashMap<Uuid, (framework::Model, HashSet<Uuid>)> = HashMap::new();
+        let mut out = Vec::with_capacity(assessments.len());
+        for a in assessments {
+            let (f, questions) = match frameworks.entry(a.framework_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(self.framework_of(org, &a).await?)
+                }
+            };
+            let done = answered.remove(&a.id).unwrap_or_default();
+            out.push(view(a, &*f, &*questions, &done));
         }
         Ok(out)
     }
@@ -232,7 +249,13 @@ impl Assessments {
         id: Uuid,
     ) -> Result<AssessmentView, AssessmentError> {
         let a = self.find(org, id).await?;
-        self.view(org, a).await
+        let (f, questions) = self.framework_of(org, &a).await?;
+        let done: HashSet<Uuid> = repo::answers(&self.db, org.as_uuid(), a.id)
+            .await?
+            .into_iter()
+            .map(|x| x.question_id)
+            .collect();
+        Ok(view(a, &f, &questions, &done))
     }
 
     async fn find(
@@ -247,11 +270,12 @@ impl Assessments {
             ))
     }
 
-    async fn view(
+    /// The assessment's framework and the ids of its current questions.
+    async fn framework_of(
         &self,
         org: OrganizationId,
-        a: assessment::Model,
-    ) -> Result<AssessmentView, AssessmentError> {
+        a: &assessment::Model,
+    ) -> Result<(framework::Model, HashSet<Uuid>), AssessmentError> {
         let f = frameworks_repo::find_visible(
             &self.db,
             Some(org.as_uuid()),
@@ -261,19 +285,12 @@ impl Assessments {
         .ok_or(AssessmentError::NotFound(
             "the assessment's framework is gone",
         ))?;
-        let questions = self.questions(org, a.id).await?;
-        Ok(AssessmentView {
-            id: a.id,
-            framework_id: f.id,
-            framework_slug: f.slug,
-            framework_name: f.name,
-            name: a.name,
-            status: a.status,
-            answered: questions.iter().filter(|q| q.answer.is_some()).count(),
-            total: questions.len(),
-            created_at: a.created_at,
-            completed_at: a.completed_at,
-        })
+        let questions = repo::framework_questions(&self.db, f.id)
+            .await?
+            .into_iter()
+            .map(|r| r.question_id)
+            .collect();
+        Ok((f, questions))
     }
 
     /// The assessment's questions in domain order, with their answers.
@@ -293,11 +310,13 @@ impl Assessments {
             .map(|a| (a.question_id, a))
             .collect();
         let mut out: Vec<QuestionView> = Vec::new();
+        let mut index: HashMap<Uuid, usize> = HashMap::new();
         for r in rows {
-            if let Some(q) = out.iter_mut().find(|q| q.id == r.question_id) {
-                q.control_refs.push(r.control_ref);
+            if let Some(&i) = index.get(&r.question_id) {
+                out[i].control_refs.push(r.control_ref);
                 continue;
             }
+            index.insert(r.question_id, out.len());
             out.push(QuestionView {
                 id: r.question_id,
                 domain: r.domain_ref,
@@ -332,8 +351,7 @@ impl Assessments {
                 "this assessment is completed; start a new one to answer again",
             ));
         }
-        let rows = repo::framework_questions(&self.db, a.framework_id).await?;
-        if !rows.iter().any(|r| r.question_id == question_id) {
+        if !repo::question_in_framework(&self.db, a.framework_id, question_id).await? {
             return Err(AssessmentError::NotFound(
                 "no such question in this assessment",
             ));
@@ -477,7 +495,8 @@ impl Assessments {
                 .get(&r.question_id)
                 .copied()
                 .unwrap_or(Response::Unknown);
-            match controls.iter_mut().find(|c| c.control_id == r.control_id) {
+            // Rows come in control order, so a control's questions are together.
+            match controls.last_mut().filter(|c| c.control_id == r.control_id) {
                 Some(c) => c.responses.push(response),
                 None => controls.push(ControlAnswers {
                     control_id: r.control_id,
@@ -491,6 +510,27 @@ impl Assessments {
             }
         }
         Ok(results_of(scoring::score(&controls)))
+    }
+}
+
+/// An assessment as shown, from its framework's questions and those answered.
+fn view(
+    a: assessment::Model,
+    f: &framework::Model,
+    questions: &HashSet<Uuid>,
+    answered: &HashSet<Uuid>,
+) -> AssessmentView {
+    AssessmentView {
+        id: a.id,
+        framework_id: f.id,
+        framework_slug: f.slug.clone(),
+        framework_name: f.name.clone(),
+        name: a.name,
+        status: a.status,
+        answered: answered.intersection(questions).count(),
+        total: questions.len(),
+        created_at: a.created_at,
+        completed_at: a.completed_at,
     }
 }
 
