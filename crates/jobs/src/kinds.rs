@@ -1,7 +1,10 @@
 //! Every job kind this build can run.
 
 use async_trait::async_trait;
-use ruleiq_services::jobs::{Attempt, JobHandler};
+use ruleiq_services::{
+    dashboard::Dashboard,
+    jobs::{Attempt, JobHandler},
+};
 use serde::Deserialize;
 use std::{collections::HashMap, sync::Arc};
 
@@ -46,10 +49,43 @@ impl JobHandler for CanaryHandler {
     }
 }
 
+/// The daily readiness snapshot every assessed organisation's trend is drawn from.
+/// The server queues one a day; `ruleiq readiness snapshot` takes one at once.
+pub const READINESS_SNAPSHOT: &str = "readiness_snapshot";
+
+/// Runs [`READINESS_SNAPSHOT`] jobs. Idempotent: a second run on one day keeps the
+/// later figures, so a retry or a job queued by two instances does no harm.
+#[derive(Debug)]
+pub struct ReadinessSnapshotHandler(pub Dashboard);
+
+#[async_trait]
+impl JobHandler for ReadinessSnapshotHandler {
+    async fn run(
+        &self,
+        _attempt: Attempt,
+        _payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let run = self
+            .0
+            .snapshot()
+            .await
+            .map_err(|e| format!("readiness snapshot: {e}"))?;
+        Ok(serde_json::json!({
+            "day": run.day,
+            "organizations": run.organizations,
+            "frameworks": run.frameworks,
+        }))
+    }
+}
+
 /// The handlers of every kind, for the jobs service.
 #[must_use]
-pub fn handlers() -> HashMap<String, Arc<dyn JobHandler>> {
+pub fn handlers(dashboard: Dashboard) -> HashMap<String, Arc<dyn JobHandler>> {
     let mut map: HashMap<String, Arc<dyn JobHandler>> = HashMap::new();
     map.insert(CANARY.to_owned(), Arc::new(CanaryHandler));
+    map.insert(
+        READINESS_SNAPSHOT.to_owned(),
+        Arc::new(ReadinessSnapshotHandler(dashboard)),
+    );
     map
 }

@@ -14,6 +14,8 @@ mod m20261125_000005_create_password_resets;
 mod m20261126_000006_create_frameworks;
 mod m20261126_000007_create_business_profiles;
 mod m20261126_000008_create_assessments;
+mod m20261126_000009_create_plans;
+mod m20261126_000010_create_readiness_snapshots;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -33,6 +35,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_create_frameworks::Migration),
             Box::new(m20261126_000007_create_business_profiles::Migration),
             Box::new(m20261126_000008_create_assessments::Migration),
+            Box::new(m20261126_000009_create_plans::Migration),
+            Box::new(m20261126_000010_create_readiness_snapshots::Migration),
         ]
     }
 }

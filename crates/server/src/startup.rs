@@ -84,7 +84,10 @@ impl Components {
             db.clone(),
             Arc::new(queue.clone()),
             clock.clone(),
-            ruleiq_jobs::kinds::handlers(),
+            ruleiq_jobs::kinds::handlers(ruleiq_services::dashboard::Dashboard::new(
+                db.clone(),
+                clock.clone(),
+            )),
             RetryPolicy::default(),
         );
         Ok(Self {
@@ -214,11 +217,20 @@ impl Application {
             jobs: components.jobs.clone(),
             monitor,
             identity,
-            audit,
+            audit: audit.clone(),
             catalog,
             responses: ruleiq_web::cache::ResponseCache::default(),
             profiles,
             assessments: ruleiq_services::assessments::Assessments::new(
+                components.db.clone(),
+                components.clock.clone(),
+            ),
+            plans: ruleiq_services::plans::Plans::new(
+                components.db.clone(),
+                audit.clone(),
+                components.clock.clone(),
+            ),
+            dashboard: ruleiq_services::dashboard::Dashboard::new(
                 components.db.clone(),
                 components.clock.clone(),
             ),
@@ -283,6 +295,7 @@ impl Application {
             startup_ms = self.started_at.elapsed().as_millis() as u64,
             "ruleIQ is ready"
         );
+        schedule_daily_snapshot(&self.components, self.shutdown.clone());
         let shutdown = self.shutdown.clone();
         let serve = axum::serve(
             self.listener,
@@ -354,6 +367,48 @@ impl Components {
 /// instance announces a change (PostgreSQL `LISTEN`). While the listener is not
 /// connected both caches are off, so a change can never go unheard; SQLite serves one
 /// instance and needs no listener.
+/// Queues the readiness snapshot when today's has not been taken (at start-up, so a
+/// server that was down at midnight catches up) and again just after each UTC
+/// midnight. Two instances may both queue it; the job is idempotent.
+fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken) {
+    let dashboard =
+        ruleiq_services::dashboard::Dashboard::new(components.db.clone(), components.clock.clone());
+    let jobs = components.jobs.clone();
+    let clock = components.clock.clone();
+    tokio::spawn(async move {
+        loop {
+            match dashboard.snapshot_due().await {
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Err(e) = jobs
+                        .enqueue(
+                            ruleiq_jobs::kinds::READINESS_SNAPSHOT,
+                            serde_json::json!({}),
+                            None,
+                            ruleiq_services::jobs::DEFAULT_MAX_ATTEMPTS,
+                        )
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not queue the readiness snapshot");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not check today's readiness snapshot"),
+            }
+            let now = clock.now();
+            let next = (now.date_naive() + chrono::Days::new(1))
+                .and_hms_opt(0, 1, 0)
+                .map_or(now, |t| t.and_utc());
+            let wait = (next - now)
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(3600));
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+}
+
 fn listen_for_changes(
     settings: &Settings,
     sessions: Arc<ruleiq_services::identity::sessions::SessionCache>,

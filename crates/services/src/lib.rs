@@ -4,11 +4,13 @@
 pub mod assessments;
 pub mod audit;
 pub mod cache;
+pub mod dashboard;
 pub mod frameworks;
 pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod monitoring;
+pub mod plans;
 pub mod profiles;
 pub mod ratelimit;
 pub mod search;

@@ -25,6 +25,8 @@ pub struct AppParts {
     pub responses: crate::cache::ResponseCache,
     pub profiles: Profiles,
     pub assessments: ruleiq_services::assessments::Assessments,
+    pub plans: ruleiq_services::plans::Plans,
+    pub dashboard: ruleiq_services::dashboard::Dashboard,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Metrics,

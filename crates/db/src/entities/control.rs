@@ -16,6 +16,8 @@ pub struct Model {
     pub description: String,
     pub guidance: String,
     pub criticality: String,
+    /// The effort estimate in half days, where the content gives one.
+    pub effort_half_days: Option<i32>,
     pub evidence_examples: Json,
     pub oscal: Option<Json>,
     pub position: i32,

@@ -51,6 +51,22 @@ pub async fn list<C: ConnectionTrait>(
         .await
 }
 
+/// The organisation's completed assessments, most recently completed first.
+///
+/// # Errors
+/// On a database error.
+pub async fn list_completed<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+) -> Result<Vec<assessment::Model>, DbErr> {
+    assessment::Entity::find()
+        .filter(assessment::Column::OrganizationId.eq(organization_id))
+        .filter(assessment::Column::Status.eq("completed"))
+        .order_by_desc(assessment::Column::CompletedAt)
+        .all(db)
+        .await
+}
+
 /// A question of a framework, with one control it serves there.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct FrameworkQuestion {

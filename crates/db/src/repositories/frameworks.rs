@@ -297,6 +297,7 @@ pub async fn upsert_controls<C: ConnectionTrait>(
                         K::Description,
                         K::Guidance,
                         K::Criticality,
+                        K::EffortHalfDays,
                         K::EvidenceExamples,
                         K::Oscal,
                         K::Position,
@@ -783,4 +784,19 @@ pub async fn delete_imported<C: ConnectionTrait>(
         .await?
         .rows_affected;
     Ok(n > 0)
+}
+
+/// The frameworks with these ids, in no particular order.
+///
+/// # Errors
+/// On a database error.
+pub async fn by_ids<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> Result<Vec<crate::entities::framework::Model>, DbErr> {
+    use crate::entities::framework;
+    framework::Entity::find()
+        .filter(framework::Column::Id.is_in(ids.to_vec()))
+        .all(db)
+        .await
 }

@@ -5,6 +5,8 @@ pub mod audit;
 pub mod frameworks;
 pub mod identity;
 pub mod jobs;
+pub mod plans;
 pub mod profiles;
+pub mod readiness;
 pub mod roles;
 pub mod search;

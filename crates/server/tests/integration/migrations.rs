@@ -26,6 +26,9 @@ const TABLES: &[&str] = &[
     "business_profiles",
     "assessments",
     "answers",
+    "plans",
+    "plan_tasks",
+    "readiness_snapshots",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {

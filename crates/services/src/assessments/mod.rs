@@ -440,40 +440,69 @@ impl Assessments {
     /// # Errors
     /// On a database error.
     pub async fn status(&self, org: OrganizationId) -> Result<Vec<Readiness>, AssessmentError> {
-        let mut out: Vec<Readiness> = Vec::new();
-        for a in repo::list(&self.db, org.as_uuid()).await? {
+        Ok(self
+            .latest_results(org)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// Each assessed framework's readiness with the results it came from: two
+    /// queries, however many assessments and answers there are.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn latest_results(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Vec<(Readiness, Results)>, AssessmentError> {
+        let mut latest: Vec<(assessment::Model, DateTime<Utc>, Results)> = Vec::new();
+        for a in repo::list_completed(&self.db, org.as_uuid()).await? {
             let (Some(completed_at), Some(stored)) = (a.completed_at, a.results.clone()) else {
                 continue;
             };
-            if out.iter().any(|r| r.framework_id == a.framework_id) {
+            if latest
+                .iter()
+                .any(|(l, _, _)| l.framework_id == a.framework_id)
+            {
                 continue; // newest first: an older assessment of the same framework
             }
             let Ok(results) = serde_json::from_value::<Results>(stored) else {
                 continue;
             };
-            let Some(f) = frameworks_repo::find_visible(
-                &self.db,
-                Some(org.as_uuid()),
-                &a.framework_id.to_string(),
-            )
+            latest.push((a, completed_at, results));
+        }
+        let ids: Vec<Uuid> = latest.iter().map(|(a, _, _)| a.framework_id).collect();
+        let frameworks: HashMap<Uuid, framework::Model> = frameworks_repo::by_ids(&self.db, &ids)
             .await?
-            else {
+            .into_iter()
+            .map(|f| (f.id, f))
+            .collect();
+        let mut out = Vec::with_capacity(latest.len());
+        for (a, completed_at, results) in latest {
+            let Some(f) = frameworks.get(&a.framework_id).cloned() else {
                 continue;
             };
+            // Evidence and policies arrive with their own issues; until their tables
+            // exist no control is covered by either.
             let (evidence, policy) = (0.0, 0.0);
             let readiness =
                 ((0.5 * results.score + 0.3 * evidence + 0.2 * policy) * 10.0).round() / 10.0;
-            out.push(Readiness {
-                framework_id: f.id,
-                framework_slug: f.slug,
-                framework_name: f.name,
-                assessment_score: results.score,
-                evidence_coverage: evidence,
-                policy_coverage: policy,
-                readiness_score: readiness,
-                band: scoring::Band::of(readiness),
-                last_assessed_at: completed_at,
-            });
+            out.push((
+                Readiness {
+                    framework_id: f.id,
+                    framework_slug: f.slug,
+                    framework_name: f.name,
+                    assessment_score: results.score,
+                    evidence_coverage: evidence,
+                    policy_coverage: policy,
+                    readiness_score: readiness,
+                    band: scoring::Band::of(readiness),
+                    last_assessed_at: completed_at,
+                },
+                results,
+            ));
         }
         Ok(out)
     }
@@ -564,7 +593,7 @@ fn results_of(s: Scored) -> Results {
     }
 }
 
-fn response_str(r: Response) -> &'static str {
+pub(crate) fn response_str(r: Response) -> &'static str {
     match r {
         Response::Yes => "yes",
         Response::Partial => "partial",
@@ -574,7 +603,7 @@ fn response_str(r: Response) -> &'static str {
     }
 }
 
-fn parse_response(s: &str) -> Response {
+pub(crate) fn parse_response(s: &str) -> Response {
     match s {
         "yes" => Response::Yes,
         "partial" => Response::Partial,

@@ -55,6 +55,9 @@ pub struct ControlDef {
     pub title: String,
     pub domain: String,
     pub criticality: Criticality,
+    /// Person-days a business starting from nothing needs to put the control in
+    /// place, in half-day steps; plans schedule tasks by it.
+    pub effort_days: f64,
     pub description: String,
     pub guidance: String,
     pub evidence: Vec<String>,
@@ -464,6 +467,14 @@ fn check_framework(def: &FrameworkDef, stem: &str, file: &SourceFile) -> Result<
                 ));
             }
         }
+        if !valid_effort(c.effort_days) {
+            return Err(at(
+                file,
+                line("effort_days"),
+                &field("effort_days"),
+                "must be a number of days from 0.5 to 60 in half-day steps",
+            ));
+        }
         if c.evidence.is_empty()
             || c.evidence.len() > 5
             || c.evidence.iter().any(|e| e.trim().is_empty())
@@ -700,3 +711,9 @@ impl<'a> Locator<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// An effort estimate is whole or half days, from half a day to about three months.
+#[must_use]
+pub fn valid_effort(days: f64) -> bool {
+    (0.5..=60.0).contains(&days) && (days * 2.0).fract() == 0.0
+}

@@ -231,6 +231,9 @@ fn control_rows(def: &FrameworkDef, id: Uuid, now: DateTime<Utc>) -> Vec<control
             description: c.description.trim().to_owned(),
             guidance: c.guidance.trim().to_owned(),
             criticality: c.criticality.as_str().to_owned(),
+            // Validated as whole or half days, so doubling is exact.
+            #[allow(clippy::cast_possible_truncation)]
+            effort_half_days: Some((c.effort_days * 2.0) as i32),
             evidence_examples: serde_json::json!(c.evidence),
             oscal: None,
             position: position(i),

@@ -755,6 +755,12 @@ fn control_row(
     let criticality = prop(&c.props, "criticality", Some(NS))
         .and_then(|v| v.parse::<ruleiq_core::Criticality>().ok())
         .unwrap_or(ruleiq_core::Criticality::Medium);
+    // Our own exports carry the estimate; another publisher's catalog has none.
+    #[allow(clippy::cast_possible_truncation)]
+    let effort_half_days = prop(&c.props, "effort-days", Some(NS))
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|d| super::content::valid_effort(*d))
+        .map(|d| (d * 2.0) as i32);
     let evidence: Vec<&str> = ns_parts(&c.parts, "evidence-example").collect();
     let mut oscal = serde_json::to_value(c).unwrap_or(Value::Null);
     if let Some(obj) = oscal.as_object_mut() {
@@ -771,6 +777,7 @@ fn control_row(
         description: statement,
         guidance,
         criticality: criticality.as_str().to_owned(),
+        effort_half_days,
         evidence_examples: json!(evidence),
         oscal: Some(oscal),
         position: position(index),
@@ -1192,22 +1199,32 @@ fn library_control(c: &control::Model, questions: &[&str], links: Vec<Link>) -> 
         class: None,
         title: c.title.clone(),
         params: Vec::new(),
-        props: vec![
-            Prop {
+        props: [
+            Some(Prop {
                 name: "label".into(),
                 value: c.reference.clone(),
                 ns: None,
                 class: None,
                 rest: Map::new(),
-            },
-            Prop {
+            }),
+            Some(Prop {
                 name: "criticality".into(),
                 value: c.criticality.clone(),
                 ns: Some(NS.into()),
                 class: None,
                 rest: Map::new(),
-            },
-        ],
+            }),
+            c.effort_half_days.map(|h| Prop {
+                name: "effort-days".into(),
+                value: format!("{}", f64::from(h) / 2.0),
+                ns: Some(NS.into()),
+                class: None,
+                rest: Map::new(),
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         links,
         parts,
         controls: Vec::new(),

@@ -25,6 +25,7 @@ controls:
       - A record
     questions:
       - Do you do it?
+    effort_days: 1.5
   - ref: A.1.2
     title: Two
     domain: A.1
@@ -33,6 +34,7 @@ controls:
     guidance: Do it too.
     evidence:
       - Another record
+    effort_days: 3
 "#;
 
 const BANK: &str = r#"questions:
@@ -76,12 +78,12 @@ fn a_bad_enum_names_file_line_and_field() {
     let bad = GOOD.replace("criticality: low", "criticality: urgent");
     let err = load(&files(&bad, Some(BANK))).unwrap_err();
     assert_eq!(err.file, "content/frameworks/demo.yaml");
-    assert_eq!(err.line, Some(29));
+    assert_eq!(err.line, Some(30));
     assert_eq!(err.field, "controls[1].criticality");
     assert!(err.message.contains("unknown variant `urgent`"), "{err}");
     assert!(
         err.to_string()
-            .starts_with("content/frameworks/demo.yaml:29: controls[1].criticality:")
+            .starts_with("content/frameworks/demo.yaml:30: controls[1].criticality:")
     );
 }
 
@@ -90,7 +92,7 @@ fn unknown_fields_are_refused_not_ignored() {
     let bad = GOOD.replace("    title: Two\n", "    title: Two\n    titel: typo\n");
     let err = load(&files(&bad, Some(BANK))).unwrap_err();
     assert!(err.message.contains("unknown field `titel`"), "{err}");
-    assert_eq!(err.line, Some(28));
+    assert_eq!(err.line, Some(29));
 }
 
 #[test]
@@ -102,7 +104,7 @@ fn semantic_rules_name_the_line() {
     let err = load(&files(&bad, Some(BANK))).unwrap_err();
     assert_eq!(
         (err.line, err.field.as_str()),
-        (Some(28), "controls[1].domain")
+        (Some(29), "controls[1].domain")
     );
     assert!(err.message.contains("no domain \"B\""));
 
@@ -110,7 +112,7 @@ fn semantic_rules_name_the_line() {
     let err = load(&files(&dup, Some(BANK))).unwrap_err();
     assert_eq!(
         (err.line, err.field.as_str()),
-        (Some(26), "controls[1].ref")
+        (Some(27), "controls[1].ref")
     );
 
     let bad_parent = GOOD.replace("parent: A", "parent: Z");
@@ -133,7 +135,7 @@ fn semantic_rules_name_the_line() {
 fn every_control_needs_a_question() {
     let err = load(&files(GOOD, None)).unwrap_err();
     assert_eq!(err.field, "controls[1].questions");
-    assert_eq!(err.line, Some(26));
+    assert_eq!(err.line, Some(27));
     assert!(err.message.contains("A.1.2"));
 }
 
@@ -189,4 +191,23 @@ fn the_shipped_library_is_complete() {
         lib.questions.len()
     );
     assert!(lib.questions.iter().all(|q| q.controls.len() >= 2 || q.controls.values().map(Vec::len).sum::<usize>() >= 2));
+}
+
+#[test]
+fn effort_is_whole_or_half_days_within_range() {
+    for bad in ["0", "0.3", "61", "-1"] {
+        let text = GOOD.replace("effort_days: 3", &format!("effort_days: {bad}"));
+        let err = load(&files(&text, Some(BANK))).unwrap_err();
+        assert_eq!(err.field, "controls[1].effort_days", "{bad}: {err}");
+        assert!(err.message.contains("half-day steps"), "{err}");
+    }
+    let missing = GOOD.replace("    effort_days: 3\n", "");
+    let err = load(&files(&missing, Some(BANK))).unwrap_err();
+    assert!(err.message.contains("effort_days"), "{err}");
+    let ok = load(&files(
+        &GOOD.replace("effort_days: 3", "effort_days: 0.5"),
+        Some(BANK),
+    ))
+    .unwrap();
+    assert!((ok.frameworks[0].controls[1].effort_days - 0.5).abs() < f64::EPSILON);
 }

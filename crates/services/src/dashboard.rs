@@ -1,0 +1,278 @@
+//! The dashboard: where the organisation stands and what needs doing, and the daily
+//! readiness snapshot its trends are drawn from.
+//!
+//! Every figure comes from the organisation's own rows. A summary costs a fixed
+//! number of queries (eight, plus one for the activity list), whatever the amount of data:
+//! counts and lists are bounded in SQL, never by loading everything.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use ruleiq_core::{Clock, Criticality, OrganizationId};
+use ruleiq_db::{
+    DatabaseConnection, DbErr,
+    entities::{audit_entry, readiness_snapshot},
+    repositories::{audit as audit_repo, plans as plans_repo, readiness as repo},
+};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+};
+use uuid::Uuid;
+
+use crate::{
+    assessments::{Assessments, Readiness},
+    plans::{TaskView, task_view},
+};
+
+/// How many days of trend the dashboard draws.
+pub const TREND_DAYS: u64 = 90;
+
+/// Tasks due within this many days count as upcoming.
+pub const UPCOMING_DAYS: u64 = 14;
+
+/// The most tasks listed in each of overdue and upcoming.
+const TASKS_LISTED: u64 = 10;
+
+/// A framework's readiness with its trend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameworkReadiness {
+    pub readiness: Readiness,
+    /// Oldest first, one point per day a snapshot was taken.
+    pub trend: Vec<(NaiveDate, f64)>,
+}
+
+/// Open gaps counted by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GapCounts {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+}
+
+impl GapCounts {
+    /// All open gaps.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.critical + self.high + self.medium + self.low
+    }
+
+    fn add(&mut self, c: Criticality) {
+        match c {
+            Criticality::Critical => self.critical += 1,
+            Criticality::High => self.high += 1,
+            Criticality::Medium => self.medium += 1,
+            Criticality::Low => self.low += 1,
+        }
+    }
+}
+
+/// Everything the dashboard shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub today: NaiveDate,
+    pub overall_score: f64,
+    pub frameworks: Vec<FrameworkReadiness>,
+    pub open_gaps: GapCounts,
+    pub overdue_count: u64,
+    pub overdue: Vec<TaskView>,
+    pub upcoming_count: u64,
+    pub upcoming: Vec<TaskView>,
+    /// `None` when the reader may not see the audit trail.
+    pub recent_activity: Option<Vec<audit_entry::Model>>,
+}
+
+/// What a snapshot run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRun {
+    pub day: NaiveDate,
+    pub organizations: usize,
+    pub frameworks: usize,
+}
+
+/// The dashboard service.
+#[derive(Clone)]
+pub struct Dashboard {
+    db: DatabaseConnection,
+    assessments: Assessments,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard").finish_non_exhaustive()
+    }
+}
+
+/// The mean of the frameworks' readiness, to one decimal (0 with none assessed).
+#[must_use]
+pub fn overall(frameworks: &[Readiness]) -> f64 {
+    if frameworks.is_empty() {
+        return 0.0;
+    }
+    let mean = frameworks.iter().map(|f| f.readiness_score).sum::<f64>() / frameworks.len() as f64;
+    (mean * 10.0).round() / 10.0
+}
+
+impl Dashboard {
+    #[must_use]
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        let assessments = Assessments::new(db.clone(), clock.clone());
+        Self {
+            db,
+            assessments,
+            clock,
+        }
+    }
+
+    /// The organisation's dashboard.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn summary(
+        &self,
+        org: OrganizationId,
+        with_activity: bool,
+    ) -> Result<Summary, DbErr> {
+        let org_id = org.as_uuid();
+        let today = self.clock.now().date_naive();
+        let latest = self
+            .assessments
+            .latest_results(org)
+            .await
+            .map_err(|e| match e {
+                crate::assessments::AssessmentError::Db(db) => db,
+                other => DbErr::Custom(other.to_string()),
+            })?;
+        let done: HashSet<Uuid> = plans_repo::done_controls(&self.db, org_id)
+            .await?
+            .into_iter()
+            .collect();
+        let mut open_gaps = GapCounts::default();
+        for (_, results) in &latest {
+            for gap in results
+                .gaps
+                .iter()
+                .filter(|g| !done.contains(&g.control_id))
+            {
+                open_gaps.add(gap.severity);
+            }
+        }
+        let snapshots = repo::since(&self.db, org_id, today - Days::new(TREND_DAYS - 1)).await?;
+        let mut trends: BTreeMap<Uuid, Vec<(NaiveDate, f64)>> = BTreeMap::new();
+        for s in snapshots {
+            trends
+                .entry(s.framework_id)
+                .or_default()
+                .push((s.day, s.readiness_score));
+        }
+        let readiness: Vec<Readiness> = latest.into_iter().map(|(r, _)| r).collect();
+        let overall_score = overall(&readiness);
+        // Today's point is the live figure, so the trend moves as soon as an
+        // assessment is completed rather than at the next snapshot.
+        let frameworks = readiness
+            .into_iter()
+            .map(|r| {
+                let mut trend = trends.remove(&r.framework_id).unwrap_or_default();
+                trend.retain(|(day, _)| *day != today);
+                trend.push((today, r.readiness_score));
+                FrameworkReadiness {
+                    trend,
+                    readiness: r,
+                }
+            })
+            .collect();
+        let horizon = today + Days::new(UPCOMING_DAYS + 1);
+        let overdue_count = plans_repo::count_open_due_before(&self.db, org_id, today).await?;
+        let due_soon = plans_repo::count_open_due_before(&self.db, org_id, horizon).await?;
+        let overdue: Vec<TaskView> =
+            plans_repo::open_tasks_due(&self.db, org_id, None, today, TASKS_LISTED)
+                .await?
+                .into_iter()
+                .map(task_view)
+                .collect();
+        let upcoming: Vec<TaskView> =
+            plans_repo::open_tasks_due(&self.db, org_id, Some(today), horizon, TASKS_LISTED)
+                .await?
+                .into_iter()
+                .map(task_view)
+                .collect();
+        let recent_activity = if with_activity {
+            Some(audit_repo::list(&self.db, org_id, None, 10).await?)
+        } else {
+            None
+        };
+        Ok(Summary {
+            today,
+            overall_score,
+            frameworks,
+            open_gaps,
+            overdue_count,
+            overdue,
+            upcoming_count: due_soon - overdue_count,
+            upcoming,
+            recent_activity,
+        })
+    }
+
+    /// Records every assessed organisation's readiness for today. Taking it twice
+    /// on one day keeps the later figures.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn snapshot(&self) -> Result<SnapshotRun, DbErr> {
+        let now = self.clock.now();
+        let day = now.date_naive();
+        let orgs = repo::assessed_organizations(&self.db).await?;
+        let mut frameworks = 0;
+        for org in &orgs {
+            let rows = self
+                .snapshot_rows(OrganizationId::from(*org), day, now)
+                .await?;
+            frameworks += rows.len();
+            repo::upsert(&self.db, rows).await?;
+        }
+        Ok(SnapshotRun {
+            day,
+            organizations: orgs.len(),
+            frameworks,
+        })
+    }
+
+    /// Whether today's snapshot is still to be taken: some organisation has been
+    /// assessed and nothing has been recorded today.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn snapshot_due(&self) -> Result<bool, DbErr> {
+        Ok(
+            !repo::taken_on(&self.db, self.clock.now().date_naive()).await?
+                && !repo::assessed_organizations(&self.db).await?.is_empty(),
+        )
+    }
+
+    async fn snapshot_rows(
+        &self,
+        org: OrganizationId,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<readiness_snapshot::Model>, DbErr> {
+        let status = self.assessments.status(org).await.map_err(|e| match e {
+            crate::assessments::AssessmentError::Db(db) => db,
+            other => DbErr::Custom(other.to_string()),
+        })?;
+        Ok(status
+            .into_iter()
+            .map(|r| readiness_snapshot::Model {
+                id: Uuid::now_v7(),
+                organization_id: org.as_uuid(),
+                framework_id: r.framework_id,
+                day,
+                assessment_score: r.assessment_score,
+                evidence_coverage: r.evidence_coverage,
+                policy_coverage: r.policy_coverage,
+                readiness_score: r.readiness_score,
+                created_at: now,
+            })
+            .collect())
+    }
+}
