@@ -14,6 +14,7 @@ mod identity;
 mod jobs;
 mod members;
 mod migrations;
+mod plans;
 mod ratelimit;
 mod recovery;
 mod ui;

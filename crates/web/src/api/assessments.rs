@@ -437,6 +437,24 @@ pub struct FrameworkReadiness {
     pub last_assessed_at: DateTime<Utc>,
 }
 
+impl From<ruleiq_services::assessments::Readiness> for FrameworkReadiness {
+    fn from(r: ruleiq_services::assessments::Readiness) -> Self {
+        Self {
+            framework: FrameworkRef {
+                id: r.framework_id,
+                slug: r.framework_slug,
+                name: r.framework_name,
+            },
+            assessment_score: r.assessment_score,
+            evidence_coverage: r.evidence_coverage,
+            policy_coverage: r.policy_coverage,
+            readiness_score: r.readiness_score,
+            band: r.band,
+            last_assessed_at: r.last_assessed_at,
+        }
+    }
+}
+
 /// Readiness across frameworks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ComplianceStatus {
@@ -459,35 +477,10 @@ async fn status(
     AuthUser(principal): AuthUser,
 ) -> Result<ApiJson<ComplianceStatus>, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
-    let frameworks: Vec<FrameworkReadiness> = state
-        .assessments
-        .status(permit.organization_id())
-        .await?
-        .into_iter()
-        .map(|r| FrameworkReadiness {
-            framework: FrameworkRef {
-                id: r.framework_id,
-                slug: r.framework_slug,
-                name: r.framework_name,
-            },
-            assessment_score: r.assessment_score,
-            evidence_coverage: r.evidence_coverage,
-            policy_coverage: r.policy_coverage,
-            readiness_score: r.readiness_score,
-            band: r.band,
-            last_assessed_at: r.last_assessed_at,
-        })
-        .collect();
-    let overall_score = if frameworks.is_empty() {
-        0.0
-    } else {
-        let mean =
-            frameworks.iter().map(|f| f.readiness_score).sum::<f64>() / frameworks.len() as f64;
-        (mean * 10.0).round() / 10.0
-    };
+    let status = state.assessments.status(permit.organization_id()).await?;
     Ok(ApiJson(ComplianceStatus {
-        overall_score,
-        frameworks,
+        overall_score: ruleiq_services::dashboard::overall(&status),
+        frameworks: status.into_iter().map(FrameworkReadiness::from).collect(),
     }))
 }
 

@@ -7,6 +7,8 @@ pub mod frameworks;
 pub mod health;
 pub mod jobs;
 pub mod organization;
+pub mod plans;
+pub mod dashboard;
 pub mod profiles;
 pub mod rbac;
 pub mod search;
@@ -65,6 +67,8 @@ use crate::{
         (name = "frameworks", description = "The framework library, mappings, applicability, OSCAL exchange and search"),
         (name = "profiles", description = "The organisation's business profile"),
         (name = "assessments", description = "Assessments of a framework, answers and scores"),
+        (name = "plans", description = "Implementation plans: gaps as dated, assignable tasks"),
+        (name = "dashboard", description = "Where the organisation stands and what needs doing"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -97,6 +101,8 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(search::router())
         .merge(profiles::router())
         .merge(assessments::router())
+        .merge(plans::router())
+        .merge(dashboard::router())
         .merge(health::router())
         .merge(auth::router())
         .merge(rbac::router())
