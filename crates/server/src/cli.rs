@@ -79,6 +79,41 @@ enum Command {
     /// Operator tasks.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Readiness history: take today's snapshot now (the server does it daily).
+    #[command(subcommand)]
+    Readiness(ReadinessCommand),
+    /// Create a demo organisation with a profile, assessments, answers, plans and a
+    /// readiness history, to try ruleIQ or to benchmark it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReadinessCommand {
+    /// Record every assessed organisation's readiness for today. Safe to run again:
+    /// a second run the same day keeps the later figures.
+    Snapshot,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DemoSize {
+    /// Two frameworks, one assessment each, two plans.
+    Small,
+    /// Every built-in framework, at least 2,000 answers and 500 tasks.
+    Large,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// How much data to make.
+    #[arg(long, value_enum, default_value = "small")]
+    size: DemoSize,
+    /// The demo owner's e-mail address.
+    #[arg(long, default_value = "demo@ruleiq.example")]
+    email: String,
+    /// Read the password from standard input (one line). Without it, a strong password
+    /// is generated and printed once.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,7 +319,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
     if matches!(
         command,
-        Command::Serve(_) | Command::Worker(_) | Command::Jobs(_) | Command::Admin(_)
+        Command::Serve(_)
+            | Command::Worker(_)
+            | Command::Jobs(_)
+            | Command::Admin(_)
+            | Command::Demo(_)
     ) {
         secrets::ensure_dev_secrets(&mut settings).map_err(|e| Failure::Failed(e.to_string()))?;
     }
@@ -309,6 +348,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Jobs(JobsCommand::Test(args)) => jobs_test(settings, args).await,
             Command::Jobs(JobsCommand::List(args)) => jobs_list(settings, args).await,
             Command::Admin(AdminCommand::Create(args)) => admin_create(settings, args).await,
+            Command::Readiness(ReadinessCommand::Snapshot) => readiness_snapshot(settings).await,
+            Command::Demo(args) => demo(settings, args).await,
             Command::Secrets(_) | Command::Openapi | Command::Content(_) => Ok(()),
         }
     })
@@ -770,17 +811,80 @@ async fn jobs_list(settings: Settings, args: JobsListArgs) -> Result<(), Failure
     Ok(())
 }
 
-async fn admin_create(settings: Settings, args: AdminCreateArgs) -> Result<(), Failure> {
-    let (password, generated) = if args.password_stdin {
+async fn readiness_snapshot(settings: Settings) -> Result<(), Failure> {
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let run =
+        ruleiq_services::dashboard::Dashboard::new(components.db.clone(), components.clock.clone())
+            .snapshot()
+            .await
+            .map_err(|e| Failure::Failed(format!("readiness snapshot: {e}")))?;
+    println!(
+        "recorded readiness for {}: {} organisation(s), {} framework(s)",
+        run.day, run.organizations, run.frameworks
+    );
+    Ok(())
+}
+
+async fn demo(settings: Settings, args: DemoArgs) -> Result<(), Failure> {
+    let (password, generated) = password_from(args.password_stdin)?;
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let identity = components.identity()?;
+    let audit = identity.audit().clone();
+    let demo = ruleiq_services::demo::Demo::new(
+        components.db.clone(),
+        identity,
+        audit,
+        components.clock.clone(),
+    );
+    let size = match args.size {
+        DemoSize::Small => ruleiq_services::demo::Size::Small,
+        DemoSize::Large => ruleiq_services::demo::Size::Large,
+    };
+    let started = Instant::now();
+    let mut progress = |line: &str| println!("  {line}");
+    let report = demo
+        .create(size, &args.email, &password, &mut progress)
+        .await
+        .map_err(|e| match e {
+            ruleiq_services::demo::DemoError::Exists(_) => Failure::Usage(e.to_string()),
+            other => Failure::Failed(other.to_string()),
+        })?;
+    println!(
+        "demo organisation {} ready in {:.1} s: {} assessments, {} answers, {} plans, {} tasks, {} readiness snapshots",
+        report.organization_id,
+        started.elapsed().as_secs_f64(),
+        report.assessments,
+        report.answers,
+        report.plans,
+        report.tasks,
+        report.snapshots
+    );
+    println!("sign in as {}", report.email);
+    if let Some(password) = generated {
+        println!("password (shown once): {password}");
+    }
+    Ok(())
+}
+
+/// A password from standard input, or a generated one (returned twice: to use, and
+/// to print once).
+fn password_from(stdin: bool) -> Result<(String, Option<String>), Failure> {
+    if stdin {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).map_err(|e| {
             Failure::Failed(format!("cannot read the password from standard input: {e}"))
         })?;
-        (line.trim_end_matches(['\r', '\n']).to_owned(), None)
+        Ok((line.trim_end_matches(['\r', '\n']).to_owned(), None))
     } else {
         let password = secrets::token_urlsafe(18);
-        (password.clone(), Some(password))
-    };
+        Ok((password.clone(), Some(password)))
+    }
+}
+
+async fn admin_create(settings: Settings, args: AdminCreateArgs) -> Result<(), Failure> {
+    let (password, generated) = password_from(args.password_stdin)?;
     let components = Components::connect(settings).await?;
     require_current_schema(&components).await?;
     let identity = components.identity()?;

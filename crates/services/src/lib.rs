@@ -5,6 +5,7 @@ pub mod assessments;
 pub mod audit;
 pub mod cache;
 pub mod dashboard;
+pub mod demo;
 pub mod frameworks;
 pub mod identity;
 pub mod jobs;

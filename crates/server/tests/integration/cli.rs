@@ -583,3 +583,71 @@ async fn frameworks_import_list_and_export_from_the_command_line() {
     let run = ruleiq(&db, &["frameworks", "export", "nope"], &[]);
     assert_clean_failure(&run, 1, "ruleiq frameworks list");
 }
+
+/// The last number before `label` in `text` ("2274 answers" → 2274 for "answers").
+fn figure(text: &str, label: &str) -> u64 {
+    let words: Vec<&str> = text
+        .split([' ', ',', ':'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .rfind(|w| w[1] == label)
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or_else(|| panic!("no figure for {label} in {text}"))
+}
+
+#[tokio::test]
+async fn demo_data_is_made_once_and_the_snapshot_reads_it() {
+    let db = TestDatabase::new().await;
+    assert_eq!(ruleiq(&db, &["migrate", "up"], &[]).code, 0);
+    assert_eq!(ruleiq(&db, &["seed"], &[]).code, 0);
+
+    let run = ruleiq(&db, &["demo", "--size", "small"], &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("round 1"),
+        "shows progress: {}",
+        run.stdout
+    );
+    assert_eq!(figure(&run.stdout, "assessments"), 2);
+    assert_eq!(figure(&run.stdout, "plans"), 2);
+    assert!(figure(&run.stdout, "tasks") > 10);
+    assert!(run.stdout.contains("password (shown once):"));
+    // The same address twice is refused, and nothing more is made.
+    let again = ruleiq(&db, &["demo"], &[]);
+    assert_clean_failure(&again, 2, "already has an account");
+
+    let run = ruleiq_with_input(
+        &db,
+        &[
+            "demo",
+            "--size",
+            "large",
+            "--email",
+            "large@example.co.uk",
+            "--password-stdin",
+        ],
+        &[],
+        "otter lantern quarry velvet\n",
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(figure(&run.stdout, "answers") >= 2_000, "{}", run.stdout);
+    assert!(figure(&run.stdout, "tasks") >= 500, "{}", run.stdout);
+    assert_eq!(
+        figure(&run.stdout, "assessments") % 8,
+        0,
+        "every built-in framework"
+    );
+    assert!(!run.stdout.contains("password (shown once)"));
+
+    let run = ruleiq(&db, &["readiness", "snapshot"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("2 organisation(s), 10 framework(s)"),
+        "{}",
+        run.stdout
+    );
+    let bad = ruleiq(&db, &["demo", "--size", "huge"], &[]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}
