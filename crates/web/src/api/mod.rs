@@ -3,12 +3,12 @@
 pub mod assessments;
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod frameworks;
 pub mod health;
 pub mod jobs;
 pub mod organization;
 pub mod plans;
-pub mod dashboard;
 pub mod profiles;
 pub mod rbac;
 pub mod search;
