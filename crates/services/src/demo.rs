@@ -38,6 +38,7 @@ pub enum Size {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoReport {
     pub organization_id: Uuid,
+    pub owner_id: Uuid,
     pub email: String,
     pub assessments: usize,
     pub answers: usize,
@@ -236,6 +237,7 @@ impl Demo {
         let mut seq = Sequence(0x5eed_1a2b_3c4d_5e6f);
         let mut report = DemoReport {
             organization_id: org.id,
+            owner_id: user.id,
             email: email.to_owned(),
             assessments: 0,
             answers: 0,

@@ -15,6 +15,7 @@ mod jobs;
 mod members;
 mod migrations;
 mod plans;
+mod query_counts;
 mod ratelimit;
 mod recovery;
 mod ui;

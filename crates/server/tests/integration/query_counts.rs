@@ -1,0 +1,133 @@
+//! The issue's promise that no request's query count grows with the data: the
+//! dashboard, readiness, saving an answer and completing an assessment issue the same
+//! number of queries for the small demo organisation as for the large one (every
+//! framework assessed, over 2,000 answers and 500 tasks). Counted with SeaORM's
+//! metric callback on a connection of its own; run with `--nocapture` to see them.
+
+use ruleiq_core::{OrganizationId, UserId};
+use ruleiq_db::DatabaseConnection;
+use ruleiq_services::{
+    assessments::{Assessments, scoring::Response},
+    dashboard::Dashboard,
+    demo::{Demo, DemoReport, Size},
+};
+use ruleiq_test_support::TestApp;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+struct Counted {
+    db: DatabaseConnection,
+    queries: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    async fn connect(app: &TestApp) -> Self {
+        let mut db = ruleiq_db::connect(&app.components.settings.database)
+            .await
+            .unwrap();
+        let queries = Arc::new(AtomicUsize::new(0));
+        let counter = queries.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        Self { db, queries }
+    }
+
+    /// How many queries `work` issued.
+    async fn count<T>(&self, work: impl std::future::Future<Output = T>) -> (usize, T) {
+        let before = self.queries.load(Ordering::SeqCst);
+        let out = work.await;
+        (self.queries.load(Ordering::SeqCst) - before, out)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Counts {
+    dashboard: usize,
+    status: usize,
+    answer: usize,
+    complete: usize,
+}
+
+async fn measure(app: &TestApp, counted: &Counted, demo: &DemoReport) -> Counts {
+    let org = OrganizationId::from(demo.organization_id);
+    let by = UserId::from(demo.owner_id);
+    let dashboard = Dashboard::new(counted.db.clone(), app.components.clock.clone());
+    let assessments = Assessments::new(counted.db.clone(), app.components.clock.clone());
+    let (dashboard_queries, summary) = counted.count(dashboard.summary(org, true)).await;
+    assert!(!summary.unwrap().frameworks.is_empty());
+    let (status_queries, status) = counted.count(assessments.status(org)).await;
+    assert!(!status.unwrap().is_empty());
+    let a = assessments
+        .create(org, by, "iso27001-2022", None)
+        .await
+        .unwrap();
+    let questions = assessments.questions(org, a.id).await.unwrap();
+    let (answer_queries, saved) = counted
+        .count(assessments.answer(
+            org,
+            by,
+            a.id,
+            questions[0].id,
+            Response::Yes,
+            None,
+            Vec::new(),
+        ))
+        .await;
+    saved.unwrap();
+    let (complete_queries, results) = counted.count(assessments.complete(org, a.id)).await;
+    assert!(results.unwrap().score > 0.0);
+    Counts {
+        dashboard: dashboard_queries,
+        status: status_queries,
+        answer: answer_queries,
+        complete: complete_queries,
+    }
+}
+
+#[tokio::test]
+async fn query_counts_do_not_grow_with_the_data() {
+    let app = TestApp::spawn().await;
+    let identity = app.components.identity().unwrap();
+    let demo = Demo::new(
+        app.components.db.clone(),
+        identity.clone(),
+        identity.audit().clone(),
+        app.components.clock.clone(),
+    );
+    let mut quiet = |_: &str| {};
+    let small = demo
+        .create(
+            Size::Small,
+            "small@example.co.uk",
+            "otter lantern quarry velvet",
+            &mut quiet,
+        )
+        .await
+        .unwrap();
+    let large = demo
+        .create(
+            Size::Large,
+            "large@example.co.uk",
+            "otter lantern quarry velvet",
+            &mut quiet,
+        )
+        .await
+        .unwrap();
+    assert!(large.answers >= 2_000 && large.tasks >= 500, "{large:?}");
+
+    let counted = Counted::connect(&app).await;
+    let small_counts = measure(&app, &counted, &small).await;
+    let large_counts = measure(&app, &counted, &large).await;
+    println!("queries per operation, small demo: {small_counts:?}");
+    println!("queries per operation, large demo: {large_counts:?}");
+    assert_eq!(small_counts, large_counts);
+    // And the counts are small: what docs/PERFORMANCE.md reports.
+    assert!(large_counts.dashboard <= 10, "{large_counts:?}");
+    assert!(large_counts.status <= 3, "{large_counts:?}");
+    assert!(large_counts.answer <= 4, "{large_counts:?}");
+    assert!(large_counts.complete <= 5, "{large_counts:?}");
+    app.stop().await;
+}
