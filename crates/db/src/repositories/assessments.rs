@@ -51,7 +51,8 @@ pub async fn list<C: ConnectionTrait>(
         .await
 }
 
-/// The organisation's completed assessments, most recently completed first.
+/// The organisation's latest completed assessment of each framework, most recently
+/// completed first. Older rounds stay in the database, unread.
 ///
 /// # Errors
 /// On a database error.
@@ -60,9 +61,14 @@ pub async fn list_completed<C: ConnectionTrait>(
     organization_id: Uuid,
 ) -> Result<Vec<assessment::Model>, DbErr> {
     assessment::Entity::find()
-        .filter(assessment::Column::OrganizationId.eq(organization_id))
-        .filter(assessment::Column::Status.eq("completed"))
-        .order_by_desc(assessment::Column::CompletedAt)
+        .from_raw_sql(sql(
+            db.get_database_backend(),
+            "SELECT a.* FROM assessments a WHERE a.organization_id = ? AND a.status = 'completed' \
+             AND a.completed_at = (SELECT MAX(b.completed_at) FROM assessments b \
+             WHERE b.organization_id = a.organization_id AND b.framework_id = a.framework_id \
+             AND b.status = 'completed') ORDER BY a.completed_at DESC",
+            vec![organization_id.into()],
+        ))
         .all(db)
         .await
 }
