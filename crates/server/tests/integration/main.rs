@@ -19,3 +19,4 @@ mod query_counts;
 mod ratelimit;
 mod recovery;
 mod ui;
+mod ui_journey;

@@ -6,9 +6,13 @@
 //! the `ruleiq_csrf` cookie (double submit). One-shot messages travel in a flash cookie.
 
 mod account;
+mod assessments;
 mod auth;
+mod charts;
 mod dashboard;
 mod frameworks;
+mod onboarding;
+mod plans;
 mod recovery;
 
 use askama::Template;
@@ -54,6 +58,9 @@ pub fn router() -> Router<AppState> {
         .merge(recovery::router())
         .merge(account::router())
         .merge(frameworks::router())
+        .merge(onboarding::router())
+        .merge(assessments::router())
+        .merge(plans::router())
 }
 
 async fn stylesheet() -> Response {
