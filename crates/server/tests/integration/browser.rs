@@ -261,3 +261,155 @@ async fn search_shows_results_as_you_type_and_opens_a_control() {
     .await;
     browser.close().await.ok();
 }
+
+/// Presses one key on whatever has the focus, as a person at the keyboard does.
+async fn press(browser: &Client, key: fantoccini::key::Key) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let value = char::from(key);
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value })
+        .then(KeyAction::Up { value });
+    browser.perform_actions(keys).await.unwrap();
+}
+
+/// Presses Tab (at most `limit` times) until the focused element matches `wanted`,
+/// which is given its tag name and its `id` and `value` attributes.
+async fn tab_to(browser: &Client, limit: usize, wanted: impl Fn(&str, &str, &str) -> bool) {
+    for _ in 0..limit {
+        press(browser, fantoccini::key::Key::Tab).await;
+        let focused = browser.active_element().await.unwrap();
+        let tag = focused.tag_name().await.unwrap_or_default();
+        let id = focused.attr("id").await.unwrap().unwrap_or_default();
+        let value = focused.attr("value").await.unwrap().unwrap_or_default();
+        if wanted(&tag, &id, &value) {
+            return;
+        }
+    }
+    panic!("Tab never reached the element wanted");
+}
+
+/// Waits (up to 10 s) for a navigation to arrive under `prefix`; the path.
+async fn arrives_under(browser: &Client, prefix: &str) -> String {
+    for _ in 0..200 {
+        let p = path(browser).await;
+        if p.starts_with(prefix) && browser.find(Locator::Css("footer")).await.is_ok() {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never arrived under {prefix}: at {}", path(browser).await);
+}
+
+#[tokio::test]
+async fn from_profile_to_plan_with_a_question_answered_by_keyboard_alone() {
+    let app = TestApp::spawn().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let base = app.base.clone();
+
+    journey("profile-to-plan", &[&browser], async {
+        browser.goto(&format!("{base}/register")).await.unwrap();
+        fill(&browser, "#organization_name", "Bakery Ltd").await;
+        fill(&browser, "#full_name", "Bea Baker").await;
+        fill(&browser, "#email", "bea@example.co.uk").await;
+        fill(&browser, "#password", "otter lantern quarry velvet").await;
+        submit(&browser, "/register").await;
+        arrives_at(&browser, "/dashboard").await;
+
+        // The dashboard leads a new organisation to onboarding.
+        browser
+            .find(Locator::Css("main a[href='/onboarding']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrives_at(&browser, "/onboarding").await;
+        browser
+            .find(Locator::Css("#industry"))
+            .await
+            .unwrap()
+            .select_by_value("retail")
+            .await
+            .unwrap();
+        fill(&browser, "#employee_count", "12").await;
+        for choice in ["#data_sensitivity-medium", "#handles_personal_data"] {
+            browser
+                .find(Locator::Css(choice))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        submit(&browser, "/onboarding").await;
+        arrives_at(&browser, "/onboarding/frameworks").await;
+        shows(&browser, "Recommended for you").await;
+        browser
+            .find(Locator::XPath(
+                "//form[input[@name='framework' and @value='cyber-essentials']]//button",
+            ))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let wizard = arrives_under(&browser, "/assessments/").await;
+        shows(&browser, "Section 1 of").await;
+
+        // Keyboard only: Tab into the first question, Space picks "Yes", Tab to
+        // "Save and continue", Enter submits.
+        tab_to(&browser, 100, |tag, id, _| {
+            tag == "input" && id.starts_with("q-")
+        })
+        .await;
+        let radio = browser.active_element().await.unwrap();
+        let id = radio.attr("id").await.unwrap().unwrap();
+        assert!(id.ends_with("-yes"), "the group's first choice: {id}");
+        press(&browser, fantoccini::key::Key::Space).await;
+        assert!(radio.is_selected().await.unwrap(), "Space chose Yes");
+        tab_to(&browser, 300, |tag, _, value| {
+            tag == "button" && value == "continue"
+        })
+        .await;
+        press(&browser, fantoccini::key::Key::Enter).await;
+        shows(&browser, "Saved 1 answer.").await;
+        shows(&browser, "Section 2 of").await;
+        shows(&browser, "1 of ").await;
+
+        // Finish and score, then plan.
+        browser
+            .goto(&format!("{base}{wizard}/finish"))
+            .await
+            .unwrap();
+        submit(&browser, &format!("{wizard}/complete")).await;
+        arrives_at(&browser, &format!("{wizard}/results")).await;
+        shows(&browser, "Assessment finished").await;
+        shows(&browser, "Gaps, most severe first").await;
+        submit(&browser, &format!("{wizard}/plans")).await;
+        arrives_under(&browser, "/plans/").await;
+        shows(&browser, "Plan created with").await;
+        shows(&browser, "To do (").await;
+
+        browser
+            .find(Locator::Css("nav a[href='/dashboard']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrives_at(&browser, "/dashboard").await;
+        shows(&browser, "out of 100 overall").await;
+        shows(&browser, "Cyber Essentials").await;
+        let chart = browser
+            .find(Locator::Css("svg.chart[role='img']"))
+            .await
+            .expect("the readiness chart");
+        assert!(
+            chart.attr("aria-labelledby").await.unwrap().is_some(),
+            "the chart is named"
+        );
+    })
+    .await;
+    browser.close().await.ok();
+}
