@@ -50,7 +50,10 @@ async fn the_library_lists_every_framework_with_its_published_structure() {
     let iso = find(items, "slug", "iso27001-2022");
     assert_eq!(iso["control_count"], 123);
     assert_eq!(iso["source"], "library");
-    assert_eq!(iso["content_version"], 2, "bumped when effort estimates were added");
+    assert_eq!(
+        iso["content_version"], 2,
+        "bumped when effort estimates were added"
+    );
     let domains = &iso["domains"];
     for (domain, n) in [
         ("annex-a", 93),
