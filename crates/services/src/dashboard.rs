@@ -2,19 +2,23 @@
 //! readiness snapshot its trends are drawn from.
 //!
 //! Every figure comes from the organisation's own rows. A summary costs a fixed
-//! number of queries (eight, plus one for the activity list), whatever the amount of data:
-//! counts and lists are bounded in SQL, never by loading everything.
+//! number of queries (eight, plus one for the activity list), whatever the amount of
+//! data: counts and lists are bounded in SQL, never by loading everything. It is then
+//! kept in memory against the organisation's [`DashboardVersion`] (one single-row
+//! query), so a reader sees every change at once, made on any instance, and an
+//! unchanged dashboard is not recomputed.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use ruleiq_core::{Clock, Criticality, OrganizationId};
+use ruleiq_db::repositories::readiness::DashboardVersion;
 use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{audit_entry, readiness_snapshot},
     repositories::{audit as audit_repo, plans as plans_repo, readiness as repo},
 };
 use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, Mutex},
 };
 use uuid::Uuid;
 
@@ -89,12 +93,19 @@ pub struct SnapshotRun {
     pub frameworks: usize,
 }
 
+/// A computed summary and what it was computed from.
+type Kept = (DashboardVersion, NaiveDate, Arc<Summary>);
+
+/// The most summaries kept; past it the store starts again (a few kilobytes each).
+const MAX_KEPT: usize = 10_000;
+
 /// The dashboard service.
 #[derive(Clone)]
 pub struct Dashboard {
     db: DatabaseConnection,
     assessments: Assessments,
     clock: Arc<dyn Clock>,
+    kept: Arc<Mutex<HashMap<(Uuid, bool), Kept>>>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -121,10 +132,12 @@ impl Dashboard {
             db,
             assessments,
             clock,
+            kept: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// The organisation's dashboard.
+    /// The organisation's dashboard: recomputed only when something it shows changed
+    /// (or the day did).
     ///
     /// # Errors
     /// On a database error.
@@ -133,8 +146,48 @@ impl Dashboard {
         org: OrganizationId,
         with_activity: bool,
     ) -> Result<Summary, DbErr> {
-        let org_id = org.as_uuid();
+        let key = (org.as_uuid(), with_activity);
         let today = self.clock.now().date_naive();
+        let version = repo::dashboard_version(&self.db, org.as_uuid()).await?;
+        if let Some((v, day, summary)) = self.kept.lock().ok().and_then(|k| k.get(&key).cloned())
+            && v == version
+            && day == today
+        {
+            return Ok((*summary).clone());
+        }
+        let summary = self.compute(org, with_activity, today).await?;
+        // Kept under the version read before computing: a change made meanwhile moves
+        // the version, so the next reader recomputes rather than trusting this.
+        if let Ok(mut kept) = self.kept.lock() {
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+            kept.insert(key, (version, today, Arc::new(summary.clone())));
+        }
+        Ok(summary)
+    }
+
+    /// Readiness per framework, from the same kept summary as the dashboard.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn status(&self, org: OrganizationId) -> Result<Vec<Readiness>, DbErr> {
+        Ok(self
+            .summary(org, false)
+            .await?
+            .frameworks
+            .into_iter()
+            .map(|f| f.readiness)
+            .collect())
+    }
+
+    async fn compute(
+        &self,
+        org: OrganizationId,
+        with_activity: bool,
+        today: NaiveDate,
+    ) -> Result<Summary, DbErr> {
+        let org_id = org.as_uuid();
         let latest = self
             .assessments
             .latest_results(org)
@@ -220,6 +273,7 @@ impl Dashboard {
     /// # Errors
     /// On a database error.
     pub async fn snapshot(&self) -> Result<SnapshotRun, DbErr> {
+        // Readiness computed afresh: the stored results are the source, not a summary.
         let now = self.clock.now();
         let day = now.date_naive();
         let orgs = repo::assessed_organizations(&self.db).await?;

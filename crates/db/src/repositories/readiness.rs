@@ -88,3 +88,41 @@ pub async fn assessed_organizations<C: ConnectionTrait>(db: &C) -> Result<Vec<Uu
         .all(db)
         .await
 }
+
+/// What an organisation's dashboard is computed from, reduced to one row: when its
+/// assessments, tasks and snapshots last changed and its latest audited event. Any
+/// write the dashboard shows moves one of these, on whichever instance it was made.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct DashboardVersion {
+    pub assessments: Option<String>,
+    pub tasks: Option<String>,
+    pub snapshots: Option<String>,
+    pub plans: Option<i64>,
+    pub audit: Option<i64>,
+}
+
+/// The organisation's [`DashboardVersion`]: one query returning one row.
+///
+/// # Errors
+/// On a database error.
+pub async fn dashboard_version<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+) -> Result<DashboardVersion, DbErr> {
+    use sea_orm::FromQueryResult;
+    let org: sea_orm::Value = organization_id.into();
+    // Timestamps as text: the same type from both engines, compared only for equality.
+    DashboardVersion::find_by_statement(super::frameworks::sql(
+        db.get_database_backend(),
+        "SELECT \
+         (SELECT CAST(MAX(updated_at) AS TEXT) FROM assessments WHERE organization_id = ?) AS assessments, \
+         (SELECT CAST(MAX(updated_at) AS TEXT) FROM plan_tasks WHERE organization_id = ?) AS tasks, \
+         (SELECT CAST(MAX(created_at) AS TEXT) FROM readiness_snapshots WHERE organization_id = ?) AS snapshots, \
+         (SELECT COUNT(*) FROM plans WHERE organization_id = ?) AS plans, \
+         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ?) AS audit",
+        vec![org.clone(), org.clone(), org.clone(), org.clone(), org],
+    ))
+    .one(db)
+    .await?
+    .ok_or_else(|| DbErr::RecordNotFound("dashboard version".into()))
+}

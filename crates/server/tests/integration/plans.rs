@@ -498,6 +498,32 @@ async fn the_dashboard_reads_readiness_gaps_tasks_and_activity() {
     let (_, other) = send(&app, Method::GET, "/dashboard", &b.token, None).await;
     assert_eq!(other["frameworks"], json!([]));
     assert_eq!(other["overdue_tasks"]["count"], 0);
+    // The dashboard is kept between reads, but a change made anywhere, here through a
+    // service of its own as another instance would, shows at once.
+    let second = &plan["tasks"][1];
+    let elsewhere = ruleiq_services::plans::Plans::new(
+        app.components.db.clone(),
+        app.components.identity().unwrap().audit().clone(),
+        app.components.clock.clone(),
+    );
+    let (_, me) = send(&app, Method::GET, "/auth/me", &a.token, None).await;
+    let org: uuid::Uuid = me["organization"]["id"].as_str().unwrap().parse().unwrap();
+    elsewhere
+        .update_task(
+            ruleiq_core::OrganizationId::from(org),
+            ruleiq_core::UserId::from(uuid::Uuid::parse_str(&a.id).unwrap()),
+            uuid::Uuid::parse_str(plan["id"].as_str().unwrap()).unwrap(),
+            uuid::Uuid::parse_str(second["id"].as_str().unwrap()).unwrap(),
+            ruleiq_services::plans::TaskChange {
+                status: Some(ruleiq_services::plans::TaskStatus::Done),
+                ..Default::default()
+            },
+            &ruleiq_services::audit::ClientInfo::default(),
+        )
+        .await
+        .unwrap();
+    let (_, after) = send(&app, Method::GET, "/dashboard", &a.token, None).await;
+    assert_eq!(after["open_gaps"]["total"], gaps.len() - 2);
     // /compliance/status agrees with the dashboard.
     let (_, status_body) = send(&app, Method::GET, "/compliance/status", &a.token, None).await;
     assert_eq!(status_body["overall_score"], d["overall_score"]);

@@ -477,7 +477,11 @@ async fn status(
     AuthUser(principal): AuthUser,
 ) -> Result<ApiJson<ComplianceStatus>, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
-    let status = state.assessments.status(permit.organization_id()).await?;
+    let status = state
+        .dashboard
+        .status(permit.organization_id())
+        .await
+        .map_err(ApiError::internal)?;
     Ok(ApiJson(ComplianceStatus {
         overall_score: ruleiq_services::dashboard::overall(&status),
         frameworks: status.into_iter().map(FrameworkReadiness::from).collect(),
