@@ -2,7 +2,7 @@
 # Measures issue 5's targets on the large demo organisation (every built-in framework
 # assessed, 2,000+ answers, 500+ tasks): GET /dashboard and GET /compliance/status at
 # 32 connections; saving an answer (PUT, rotating over an assessment's questions and
-# responses) at 8 and 32 connections; and completing an assessment of the framework
+# responses) at 1, 8 and 32 connections; and completing an assessment of the framework
 # with the most questions, timed one request at a time. Bounded: about two minutes.
 #
 #   cargo build --release && loadtest/dashboard.sh [path/to/ruleiq] [sqlite|postgres]
@@ -45,9 +45,10 @@ auth="Authorization: Bearer $token"
 run() {
   local label="$1" conns="$2"
   shift 2
-  echo "== $label, wrk -t2 -c$conns -d${seconds}s"
-  wrk -t2 -c"$conns" -d2s -H "$auth" "$@" >/dev/null
-  wrk -t2 -c"$conns" -d"${seconds}s" --latency -H "$auth" "$@" \
+  local threads=$(( conns < 2 ? 1 : 2 ))
+  echo "== $label, wrk -t$threads -c$conns -d${seconds}s"
+  wrk -t"$threads" -c"$conns" -d2s -H "$auth" "$@" >/dev/null
+  wrk -t"$threads" -c"$conns" -d"${seconds}s" --latency -H "$auth" "$@" \
     | grep -E 'Requests/sec|  50%|  90%|  99%|requests in|Non-2xx'
 }
 run "GET /dashboard" 32 "$base/dashboard"
@@ -77,6 +78,7 @@ print('  wrk.headers["Content-Type"] = "application/json"')
 print('  return wrk.format("PUT", "/api/v1/assessments/%s/answers/" .. ids[(n %% #ids) + 1], nil, body)' % sys.argv[1])
 print("end")
 PY
+run "PUT /assessments/{id}/answers/{question} (rotating)" 1 -s answer.lua "http://127.0.0.1:$port"
 run "PUT /assessments/{id}/answers/{question} (rotating)" 8 -s answer.lua "http://127.0.0.1:$port"
 run "PUT /assessments/{id}/answers/{question} (rotating)" 32 -s answer.lua "http://127.0.0.1:$port"
 
