@@ -65,6 +65,8 @@ enum Organizations {
 enum Assessments {
     Table,
     Id,
+    OrganizationId,
+    UpdatedAt,
 }
 
 #[derive(DeriveIden)]
@@ -192,10 +194,39 @@ impl MigrationTrait for Migration {
                     .col(PlanTasks::DueDate)
                     .to_owned(),
             )
+            .await?;
+        // The dashboard asks for the latest change on every read: an index seek.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_plan_tasks_org_updated")
+                    .table(PlanTasks::Table)
+                    .col(PlanTasks::OrganizationId)
+                    .col(PlanTasks::UpdatedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_assessments_org_updated")
+                    .table(Assessments::Table)
+                    .col(Assessments::OrganizationId)
+                    .col(Assessments::UpdatedAt)
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_assessments_org_updated")
+                    .table(Assessments::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(PlanTasks::Table).to_owned())
             .await?;

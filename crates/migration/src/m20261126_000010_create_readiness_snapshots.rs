@@ -76,6 +76,17 @@ impl MigrationTrait for Migration {
                     .unique()
                     .to_owned(),
             )
+            .await?;
+        // The dashboard asks for the latest snapshot on every read: an index seek.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_readiness_snapshots_org_created")
+                    .table(ReadinessSnapshots::Table)
+                    .col(ReadinessSnapshots::OrganizationId)
+                    .col(ReadinessSnapshots::CreatedAt)
+                    .to_owned(),
+            )
             .await
     }
 
