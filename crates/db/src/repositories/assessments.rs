@@ -212,32 +212,39 @@ pub async fn complete<C: ConnectionTrait>(
     Ok(n == 1)
 }
 
-/// Whether `question_id` asks about a current control of `framework_id`.
+/// What saving an answer needs to know, in one round trip: the assessment's status
+/// (`None` when it is not the organisation's) and whether the question is one of its
+/// framework's current questions.
 ///
 /// # Errors
 /// On a database error.
-pub async fn question_in_framework<C: ConnectionTrait>(
+pub async fn answer_target<C: ConnectionTrait>(
     db: &C,
-    framework_id: Uuid,
+    organization_id: Uuid,
+    assessment_id: Uuid,
     question_id: Uuid,
-) -> Result<bool, DbErr> {
+) -> Result<Option<(String, bool)>, DbErr> {
     #[derive(FromQueryResult)]
-    struct Found {
-        #[allow(dead_code)]
-        question_id: Uuid,
+    struct Target {
+        status: String,
+        asks: i64,
     }
-    Ok(Found::find_by_statement(sql(
+    Ok(Target::find_by_statement(sql(
         db.get_database_backend(),
-        "SELECT q.id AS question_id FROM questions q \
-         JOIN question_controls qc ON qc.question_id = q.id \
-         JOIN controls c ON c.id = qc.control_id \
-         WHERE q.id = ? AND c.framework_id = ? AND c.retired_at IS NULL AND q.retired_at IS NULL \
-         LIMIT 1",
-        vec![question_id.into(), framework_id.into()],
+        "SELECT a.status, (SELECT COUNT(*) FROM question_controls qc \
+         JOIN controls c ON c.id = qc.control_id JOIN questions q ON q.id = qc.question_id \
+         WHERE qc.question_id = ? AND c.framework_id = a.framework_id \
+         AND c.retired_at IS NULL AND q.retired_at IS NULL) AS asks \
+         FROM assessments a WHERE a.id = ? AND a.organization_id = ?",
+        vec![
+            question_id.into(),
+            assessment_id.into(),
+            organization_id.into(),
+        ],
     ))
     .one(db)
     .await?
-    .is_some())
+    .map(|t| (t.status, t.asks > 0)))
 }
 
 /// Every (assessment, question) the organisation has answered.

@@ -345,13 +345,17 @@ impl Assessments {
         notes: Option<String>,
         evidence_ids: Vec<Uuid>,
     ) -> Result<AnswerView, AssessmentError> {
-        let a = self.find(org, id).await?;
-        if a.status == "completed" {
+        let (status, asks) = repo::answer_target(&self.db, org.as_uuid(), id, question_id)
+            .await?
+            .ok_or(AssessmentError::NotFound(
+                "no such assessment in your organisation",
+            ))?;
+        if status == "completed" {
             return Err(AssessmentError::Conflict(
                 "this assessment is completed; start a new one to answer again",
             ));
         }
-        if !repo::question_in_framework(&self.db, a.framework_id, question_id).await? {
+        if !asks {
             return Err(AssessmentError::NotFound(
                 "no such question in this assessment",
             ));
