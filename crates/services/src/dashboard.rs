@@ -196,16 +196,18 @@ impl Dashboard {
                 crate::assessments::AssessmentError::Db(db) => db,
                 other => DbErr::Custom(other.to_string()),
             })?;
-        let done: HashSet<Uuid> = plans_repo::done_controls(&self.db, org_id)
+        // A gap is closed by a done task of a plan made from the same assessment; one
+        // closed in an older round and found open again counts as open.
+        let done: HashSet<(Uuid, Uuid)> = plans_repo::done_controls(&self.db, org_id)
             .await?
             .into_iter()
             .collect();
         let mut open_gaps = GapCounts::default();
-        for (_, results) in &latest {
+        for (readiness, results) in &latest {
             for gap in results
                 .gaps
                 .iter()
-                .filter(|g| !done.contains(&g.control_id))
+                .filter(|g| !done.contains(&(readiness.assessment_id, g.control_id)))
             {
                 open_gaps.add(gap.severity);
             }
@@ -261,7 +263,8 @@ impl Dashboard {
             open_gaps,
             overdue_count,
             overdue,
-            upcoming_count: due_soon - overdue_count,
+            // Two reads: a task finished between them must not make this negative.
+            upcoming_count: due_soon.saturating_sub(overdue_count),
             upcoming,
             recent_activity,
         })

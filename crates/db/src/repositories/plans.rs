@@ -122,19 +122,32 @@ pub async fn find_task<C: ConnectionTrait>(
         .await
 }
 
-/// Saves a task's changed fields.
+/// Saves the fields of `row` that differ from `before`, and only those, so two
+/// people changing different fields of one task at once both keep their change.
 ///
 /// # Errors
 /// On a database error.
-pub async fn update_task<C: ConnectionTrait>(db: &C, row: plan_task::Model) -> Result<(), DbErr> {
-    use sea_orm::ActiveValue::Set;
+pub async fn update_task<C: ConnectionTrait>(
+    db: &C,
+    before: &plan_task::Model,
+    row: plan_task::Model,
+) -> Result<(), DbErr> {
+    use sea_orm::ActiveValue::{NotSet, Set};
+    fn changed<T: PartialEq + Into<sea_orm::Value>>(old: &T, new: T) -> sea_orm::ActiveValue<T> {
+        if *old == new { NotSet } else { Set(new) }
+    }
+    let status_changed = before.status != row.status;
     plan_task::Entity::update_many()
         .set(plan_task::ActiveModel {
-            status: Set(row.status),
-            assignee_id: Set(row.assignee_id),
-            due_date: Set(row.due_date),
-            notes: Set(row.notes),
-            completed_at: Set(row.completed_at),
+            status: changed(&before.status, row.status),
+            assignee_id: changed(&before.assignee_id, row.assignee_id),
+            due_date: changed(&before.due_date, row.due_date),
+            notes: changed(&before.notes, row.notes),
+            completed_at: if status_changed {
+                Set(row.completed_at)
+            } else {
+                NotSet
+            },
             updated_at: Set(row.updated_at),
             ..Default::default()
         })
@@ -189,23 +202,31 @@ pub async fn count_open_due_before<C: ConnectionTrait>(
         .await
 }
 
-/// The controls of the organisation's plans whose task is done.
+/// The (assessment, control) pairs whose task is done in a plan of that assessment.
 ///
 /// # Errors
 /// On a database error.
 pub async fn done_controls<C: ConnectionTrait>(
     db: &C,
     organization_id: Uuid,
-) -> Result<Vec<Uuid>, DbErr> {
-    plan_task::Entity::find()
-        .select_only()
-        .column(plan_task::Column::ControlId)
-        .distinct()
-        .filter(plan_task::Column::OrganizationId.eq(organization_id))
-        .filter(plan_task::Column::Status.eq("done"))
-        .into_tuple()
-        .all(db)
-        .await
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Done {
+        assessment_id: Uuid,
+        control_id: Uuid,
+    }
+    Ok(Done::find_by_statement(super::frameworks::sql(
+        db.get_database_backend(),
+        "SELECT DISTINCT p.assessment_id, t.control_id FROM plan_tasks t \
+         JOIN plans p ON p.id = t.plan_id \
+         WHERE t.organization_id = ? AND p.organization_id = ? AND t.status = 'done'",
+        vec![organization_id.into(), organization_id.into()],
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|d| (d.assessment_id, d.control_id))
+    .collect())
 }
 
 /// The effort estimates of `controls`, in half days, where the content gives one.

@@ -98,6 +98,7 @@ pub struct DashboardVersion {
     pub tasks: Option<String>,
     pub snapshots: Option<String>,
     pub plans: Option<i64>,
+    pub completed: Option<i64>,
     pub audit: Option<i64>,
 }
 
@@ -119,8 +120,16 @@ pub async fn dashboard_version<C: ConnectionTrait>(
          (SELECT CAST(MAX(updated_at) AS TEXT) FROM plan_tasks WHERE organization_id = ?) AS tasks, \
          (SELECT CAST(MAX(created_at) AS TEXT) FROM readiness_snapshots WHERE organization_id = ?) AS snapshots, \
          (SELECT COUNT(*) FROM plans WHERE organization_id = ?) AS plans, \
+         (SELECT COUNT(*) FROM assessments WHERE organization_id = ? AND status = 'completed') AS completed, \
          (SELECT MAX(seq) FROM audit_log WHERE organization_id = ?) AS audit",
-        vec![org.clone(), org.clone(), org.clone(), org.clone(), org],
+        vec![
+            org.clone(),
+            org.clone(),
+            org.clone(),
+            org.clone(),
+            org.clone(),
+            org,
+        ],
     ))
     .one(db)
     .await?

@@ -579,3 +579,114 @@ async fn the_daily_snapshot_job_records_readiness_once_a_day() {
     assert_eq!(rows, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_gap_closed_in_an_older_round_is_open_again_when_found_again() {
+    let app = TestApp::spawn().await;
+    let a = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    let (first, _) = completed(&app, &a).await;
+    // The original system's path makes the plan.
+    let (status, plan) = send(
+        &app,
+        Method::POST,
+        "/implementation/plans",
+        &a.token,
+        Some(json!({ "assessment_id": first })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    let task = &plan["tasks"][0];
+    let path = format!(
+        "/plans/{}/tasks/{}",
+        plan["id"].as_str().unwrap(),
+        task["id"].as_str().unwrap()
+    );
+    send(
+        &app,
+        Method::PATCH,
+        &path,
+        &a.token,
+        Some(json!({"status": "done"})),
+    )
+    .await;
+    let (_, d) = send(&app, Method::GET, "/dashboard", &a.token, None).await;
+    let closed = d["open_gaps"]["total"].as_u64().unwrap();
+
+    // A second round answers the same (shared answers are pre-filled), so the control
+    // is a gap again: the old plan's done task does not hide it.
+    let (_, second) = completed(&app, &a).await;
+    let (_, d) = send(&app, Method::GET, "/dashboard", &a.token, None).await;
+    assert_eq!(
+        d["open_gaps"]["total"].as_u64().unwrap(),
+        second["gaps"].as_array().unwrap().len() as u64
+    );
+    assert_eq!(d["open_gaps"]["total"].as_u64().unwrap(), closed + 1);
+
+    // Two people changing different fields from the same read both keep their change.
+    use ruleiq_db::{entities::plan_task, repositories::plans as repo, sea_orm::EntityTrait};
+    let id: uuid::Uuid = task["id"].as_str().unwrap().parse().unwrap();
+    let read = plan_task::Entity::find_by_id(id)
+        .one(&app.components.db)
+        .await
+        .unwrap()
+        .unwrap();
+    send(
+        &app,
+        Method::PATCH,
+        &path,
+        &a.token,
+        Some(json!({"status": "blocked"})),
+    )
+    .await;
+    let mut stale = read.clone();
+    stale.notes = Some("Waiting for the supplier".into());
+    repo::update_task(&app.components.db, &read, stale)
+        .await
+        .unwrap();
+    let (_, now) = send(
+        &app,
+        Method::GET,
+        &format!("/plans/{}", plan["id"].as_str().unwrap()),
+        &a.token,
+        None,
+    )
+    .await;
+    assert_eq!(now["tasks"][0]["status"], "blocked", "{}", now["tasks"][0]);
+    assert_eq!(now["tasks"][0]["notes"], "Waiting for the supplier");
+
+    // Plans page through with a cursor.
+    for _ in 0..2 {
+        send(
+            &app,
+            Method::POST,
+            "/plans",
+            &a.token,
+            Some(json!({ "assessment_id": first })),
+        )
+        .await;
+    }
+    let (_, page) = send(&app, Method::GET, "/plans?limit=2", &a.token, None).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = send(
+        &app,
+        Method::GET,
+        &format!("/plans?limit=2&cursor={cursor}"),
+        &a.token,
+        None,
+    )
+    .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    assert_ne!(rest["items"][0]["id"], page["items"][0]["id"]);
+    for bad in [
+        "/plans?limit=0",
+        "/plans?limit=201",
+        "/plans?cursor=nope",
+        "/implementation/plans?limit=x",
+    ] {
+        let (status, _) = send(&app, Method::GET, bad, &a.token, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    app.stop().await;
+}

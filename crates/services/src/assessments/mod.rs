@@ -111,6 +111,8 @@ pub struct GapResult {
 /// A framework's readiness.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Readiness {
+    /// The completed assessment the figures come from.
+    pub assessment_id: Uuid,
     pub framework_id: Uuid,
     pub framework_slug: String,
     pub framework_name: String,
@@ -495,6 +497,7 @@ impl Assessments {
                 ((0.5 * results.score + 0.3 * evidence + 0.2 * policy) * 10.0).round() / 10.0;
             out.push((
                 Readiness {
+                    assessment_id: a.id,
                     framework_id: f.id,
                     framework_slug: f.slug,
                     framework_name: f.name,

@@ -461,7 +461,7 @@ impl Plans {
             return Ok(task_view(task));
         }
         task.updated_at = now;
-        repo::update_task(&self.db, task.clone()).await?;
+        repo::update_task(&self.db, &before, task.clone()).await?;
         let mut changed = serde_json::Map::new();
         if task.status != before.status {
             changed.insert(

@@ -125,7 +125,8 @@ pub fn schedule(effort_half_days: &[u32], start: NaiveDate, target: Option<Naive
         due.push(add_working_days(start, day_index));
     }
     let end = due.last().copied().unwrap_or_else(|| working(start));
-    let target_met = target.is_none_or(|t| end <= t);
+    // Nothing to do meets any target, even one on the weekend the plan starts.
+    let target_met = effort_half_days.is_empty() || target.is_none_or(|t| end <= t);
     let note = match target {
         _ if effort_half_days.is_empty() => "No gaps to close: nothing to schedule.".to_owned(),
         Some(t) if !target_met => {
@@ -213,6 +214,9 @@ mod tests {
         assert!(s.due.is_empty());
         assert!(s.target_met);
         assert_eq!(s.end, d("2026-11-30"));
+        // Starting and ending on one weekend: still nothing missed.
+        let s = schedule(&[], d("2026-11-28"), Some(d("2026-11-29")));
+        assert!(s.target_met, "{}", s.note);
     }
 
     proptest! {
@@ -236,7 +240,7 @@ mod tests {
             prop_assert!(s.capacity >= DEFAULT_CAPACITY && s.capacity <= MAX_CAPACITY);
             if let Some(t) = target {
                 // Met exactly when the last date is within the target.
-                prop_assert_eq!(s.target_met, s.end <= t);
+                prop_assert_eq!(s.target_met, efforts.is_empty() || s.end <= t);
                 // If the maximum capacity was not needed, the target was met.
                 if s.capacity < MAX_CAPACITY {
                     prop_assert!(s.target_met, "{}", s.note);

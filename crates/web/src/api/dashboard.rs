@@ -81,7 +81,7 @@ pub struct DashboardResponse {
     /// Evidence and policies awaiting approval; null while this build has neither.
     pub pending_approvals: Option<u64>,
     /// AI spend this month in US dollars; null while this build makes no AI calls.
-    pub ai_spend_this_month_usd: Option<String>,
+    pub ai_spend_this_month_usd: Option<f64>,
     /// The last ten audited events, for readers of the audit trail; null otherwise.
     pub recent_activity: Option<Vec<Activity>>,
 }

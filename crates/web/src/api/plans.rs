@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::{
     api::frameworks::{FrameworkRef, invalid},
     extract::{AuthUser, Client},
-    problem::{ApiError, ApiJson, Problem},
+    problem::{ApiError, ApiJson, ApiQuery, Problem},
     state::AppState,
 };
 
@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create, list))
         .routes(routes!(get))
         .routes(routes!(update_task))
-        .routes(routes!(compat_list))
+        .routes(routes!(compat_create, compat_list))
         .routes(routes!(compat_get))
 }
 
@@ -207,10 +207,21 @@ async fn create(
     Ok((StatusCode::CREATED, ApiJson(PlanResponse::from(plan))).into_response())
 }
 
-/// The organisation's plans.
+/// A page of the organisation's plans.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanList {
     pub items: Vec<PlanSummary>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging for plans.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PlanParams {
+    /// 1–200, default 50.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// The organisation's plans, newest first.
@@ -219,21 +230,43 @@ pub struct PlanList {
     path = "/plans",
     tag = "plans",
     security(("bearer" = [])),
-    responses((status = 200, body = PlanList), (status = 401, body = Problem))
+    params(PlanParams),
+    responses((status = 200, body = PlanList), (status = 401, body = Problem), (status = 422, body = Problem))
 )]
 async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
+    ApiQuery(params): ApiQuery<PlanParams>,
 ) -> Result<ApiJson<PlanList>, ApiError> {
     let permit = principal.require(Permission::ComplianceRead)?;
-    let items = state
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(invalid("limit", "must be between 1 and 200"));
+    }
+    // Plan ids are time-ordered, so the last id shown is where the next page starts.
+    let before = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<Uuid>()
+                .map_err(|_| invalid("cursor", "is not one this server issued"))?,
+        ),
+    };
+    let mut items: Vec<PlanSummary> = state
         .plans
         .list(permit.organization_id())
         .await?
         .into_iter()
+        .filter(|p| before.is_none_or(|b| p.id < b))
+        .take(limit + 1)
         .map(|p| summary(p).0)
         .collect();
-    Ok(ApiJson(PlanList { items }))
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|p| p.id.to_string())
+    } else {
+        None
+    };
+    Ok(ApiJson(PlanList { items, next_cursor }))
 }
 
 fn id_of(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
@@ -344,13 +377,33 @@ async fn update_task(
     path = "/implementation/plans",
     tag = "plans",
     security(("bearer" = [])),
-    responses((status = 200, body = PlanList), (status = 401, body = Problem))
+    params(PlanParams),
+    responses((status = 200, body = PlanList), (status = 401, body = Problem), (status = 422, body = Problem))
 )]
 async fn compat_list(
     state: State<AppState>,
     user: AuthUser,
+    params: ApiQuery<PlanParams>,
 ) -> Result<ApiJson<PlanList>, ApiError> {
-    list(state, user).await
+    list(state, user, params).await
+}
+
+/// Compatibility: `POST /implementation/plans` (= `POST /plans`).
+#[utoipa::path(
+    post,
+    path = "/implementation/plans",
+    tag = "plans",
+    security(("bearer" = [])),
+    request_body = CreatePlan,
+    responses((status = 201, body = PlanResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem))
+)]
+async fn compat_create(
+    state: State<AppState>,
+    user: AuthUser,
+    client: Client,
+    body: ApiJson<CreatePlan>,
+) -> Result<Response, ApiError> {
+    create(state, user, client, body).await
 }
 
 /// Compatibility: `GET /implementation/plans/{id}` (= `GET /plans/{id}`).
