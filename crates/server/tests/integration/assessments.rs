@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::members::{call, join, owner};
 
-async fn send(
+/// One API call as (status, JSON body, or null).
+pub(crate) async fn send(
     app: &TestApp,
     method: Method,
     path: &str,

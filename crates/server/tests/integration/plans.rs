@@ -6,19 +6,10 @@ use reqwest::{Method, StatusCode};
 use ruleiq_test_support::TestApp;
 use serde_json::{Value, json};
 
-use crate::members::{Member, call, join, owner};
-
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let res = call(app, method, path, token, body).await;
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
+use crate::{
+    assessments::send,
+    members::{Member, call, join, owner},
+};
 
 /// A completed Cyber Essentials assessment: the first question `yes`, the second
 /// `partial`, the rest unanswered (so `unknown`). Returns its id and results.

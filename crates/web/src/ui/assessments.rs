@@ -14,7 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use chrono::NaiveDate;
-use ruleiq_core::{Criticality, Permission};
+use ruleiq_core::{Criticality, OrganizationId, Permission};
 use ruleiq_services::{
     assessments::{AssessmentError, QuestionView, scoring::Band, scoring::Response as Answer},
     plans::PlanError,
@@ -245,17 +245,10 @@ async fn list_page(
     framework: String,
     name: String,
 ) -> Response {
-    let Some(account) = &viewer.account else {
-        return sign_in_first(viewer);
+    let (org, may_write) = match reader(viewer) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let Ok(permit) = account.principal.require(Permission::ComplianceRead) else {
-        return viewer.redirect(
-            "/dashboard",
-            Some("Your role cannot see assessments."),
-            None,
-        );
-    };
-    let org = permit.organization_id();
     let (assessments, frameworks) = match (
         state.assessments.list(org).await,
         state.catalog.list(Some(org.as_uuid())).await,
@@ -295,7 +288,7 @@ async fn list_page(
                 name: f.name,
             })
             .collect(),
-        can_write: account.principal.can(Permission::ComplianceWrite),
+        can_write: may_write,
         errors,
         framework,
         name,
@@ -474,17 +467,10 @@ async fn wizard_page(
     submitted: HashMap<Uuid, Submitted>,
     errors: Vec<FieldError>,
 ) -> Response {
-    let Some(account) = &viewer.account else {
-        return sign_in_first(viewer);
+    let (org, may_write) = match reader(viewer) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let Ok(permit) = account.principal.require(Permission::ComplianceRead) else {
-        return viewer.redirect(
-            "/dashboard",
-            Some("Your role cannot see assessments."),
-            None,
-        );
-    };
-    let org = permit.organization_id();
     let (assessment, questions) = match (
         state.assessments.get(org, id).await,
         state.assessments.questions(org, id).await,
@@ -495,18 +481,9 @@ async fn wizard_page(
         }
         (Err(e), _) | (_, Err(e)) => return failed(viewer, e),
     };
-    let names: HashMap<String, String> = match state
-        .catalog
-        .get(Some(org.as_uuid()), &assessment.framework_slug)
-        .await
-    {
-        Ok(Some(f)) => f
-            .domains
-            .into_iter()
-            .map(|d| (d.reference, d.name))
-            .collect(),
-        Ok(None) => HashMap::new(),
-        Err(e) => return failed(viewer, e),
+    let names = match domain_names(state, viewer, org, &assessment.framework_slug).await {
+        Ok(names) => names,
+        Err(response) => return *response,
     };
     let order = domain_order(&questions);
     // Resume where work is left: the first domain with an unanswered question.
@@ -589,7 +566,7 @@ async fn wizard_page(
         name: assessment.name,
         framework_name: assessment.framework_name,
         completed,
-        can_write: !completed && account.principal.can(Permission::ComplianceWrite),
+        can_write: !completed && may_write,
         answered: assessment.answered,
         total: assessment.total,
         percent: percent(assessment.answered, assessment.total),
@@ -785,13 +762,13 @@ async fn finish_page(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(account) = &viewer.account else {
-        return sign_in_first(&viewer);
+    let (org, may_write) = match reader(&viewer) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
     let Some(id) = parse_id(&id) else {
         return assessment_missing(&viewer);
     };
-    let org = account.principal.organization_id;
     let a = match state.assessments.get(org, id).await {
         Ok(a) => a,
         Err(AssessmentError::NotFound(_)) => return assessment_missing(&viewer),
@@ -807,7 +784,7 @@ async fn finish_page(
         answered: a.answered,
         total: a.total,
         unanswered: a.total.saturating_sub(a.answered),
-        can_write: account.principal.can(Permission::ComplianceWrite),
+        can_write: may_write,
     };
     viewer.page(StatusCode::OK, &page)
 }
@@ -914,17 +891,10 @@ async fn results_page(
     errors: Vec<FieldError>,
     dates: (String, String),
 ) -> Response {
-    let Some(account) = &viewer.account else {
-        return sign_in_first(viewer);
+    let (org, may_write) = match reader(viewer) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let Ok(permit) = account.principal.require(Permission::ComplianceRead) else {
-        return viewer.redirect(
-            "/dashboard",
-            Some("Your role cannot see assessments."),
-            None,
-        );
-    };
-    let org = permit.organization_id();
     let (a, results) = match (
         state.assessments.get(org, id).await,
         state.assessments.results(org, id).await,
@@ -935,18 +905,9 @@ async fn results_page(
         }
         (Err(e), _) | (_, Err(e)) => return failed(viewer, e),
     };
-    let names: HashMap<String, String> = match state
-        .catalog
-        .get(Some(org.as_uuid()), &a.framework_slug)
-        .await
-    {
-        Ok(Some(f)) => f
-            .domains
-            .into_iter()
-            .map(|d| (d.reference, d.name))
-            .collect(),
-        Ok(None) => HashMap::new(),
-        Err(e) => return failed(viewer, e),
+    let names = match domain_names(state, viewer, org, &a.framework_slug).await {
+        Ok(names) => names,
+        Err(response) => return *response,
     };
     let plans = match state.plans.list(org).await {
         Ok(p) => p,
@@ -1006,7 +967,7 @@ async fn results_page(
                 created: day(p.created_at.date_naive()),
             })
             .collect(),
-        can_write: completed && account.principal.can(Permission::ComplianceWrite),
+        can_write: completed && may_write,
         start_date: dates.0,
         target_date: dates.1,
         errors,
@@ -1116,5 +1077,42 @@ async fn create_plan(
         ),
         Err(PlanError::NotFound(_)) => assessment_missing(&viewer),
         Err(e) => failed(&viewer, e),
+    }
+}
+
+/// The organisation of a member who may read assessments and whether they may also
+/// answer them, or the page to send anyone else to.
+fn reader(viewer: &Viewer) -> Result<(OrganizationId, bool), Box<Response>> {
+    let Some(account) = &viewer.account else {
+        return Err(Box::new(sign_in_first(viewer)));
+    };
+    let Ok(permit) = account.principal.require(Permission::ComplianceRead) else {
+        return Err(Box::new(viewer.redirect(
+            "/dashboard",
+            Some("Your role cannot see assessments."),
+            None,
+        )));
+    };
+    Ok((
+        permit.organization_id(),
+        account.principal.can(Permission::ComplianceWrite),
+    ))
+}
+
+/// A framework's domain names by ref, for headings.
+async fn domain_names(
+    state: &AppState,
+    viewer: &Viewer,
+    org: OrganizationId,
+    slug: &str,
+) -> Result<HashMap<String, String>, Box<Response>> {
+    match state.catalog.get(Some(org.as_uuid()), slug).await {
+        Ok(Some(f)) => Ok(f
+            .domains
+            .into_iter()
+            .map(|d| (d.reference, d.name))
+            .collect()),
+        Ok(None) => Ok(HashMap::new()),
+        Err(e) => Err(Box::new(failed(viewer, e))),
     }
 }
