@@ -13,7 +13,7 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{answer, assessment, framework},
     repositories::{assessments as repo, frameworks as frameworks_repo},
-    sea_orm::TransactionTrait,
+    sea_orm::{DbBackend, TransactionTrait},
 };
 use serde::{Deserialize, Serialize};
 use std::{
@@ -138,6 +138,9 @@ impl std::fmt::Debug for Assessments {
 }
 
 const MAX_NOTES: usize = 5_000;
+
+/// This process's answer writes on SQLite, one at a time (see [`Assessments::answer`]).
+static SQLITE_ANSWER_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Assessments {
     #[must_use]
@@ -394,7 +397,20 @@ impl Assessments {
             created_at: now,
             updated_at: now,
         };
-        repo::upsert_answers(&self.db, vec![row.clone()]).await?;
+        {
+            // SQLite has one writer at a time, and a writer that finds the file locked
+            // sleeps in SQLite's busy handler (1, 2, 5, 10 ms …) before trying again:
+            // that sleep was the tail of saving answers under concurrency. This
+            // process's answers queue here instead, where a waiter wakes the moment
+            // the one before is written. (Outside any transaction, so it cannot wait
+            // on a lock its own holder needs.)
+            let _turn = if self.db.get_database_backend() == DbBackend::Sqlite {
+                Some(SQLITE_ANSWER_WRITES.lock().await)
+            } else {
+                None
+            };
+            repo::upsert_answers(&self.db, vec![row.clone()]).await?;
+        }
         Ok(answer_view(&row))
     }
 
