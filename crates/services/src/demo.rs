@@ -213,14 +213,16 @@ impl Demo {
             .await?;
         progress(&format!("created {email} as owner of \"{}\"", org.name));
 
-        let library: Vec<String> = self
+        let names: std::collections::HashMap<String, String> = self
             .catalog
             .list(None)
             .await?
             .into_iter()
             .filter(|f| f.source == "library")
-            .map(|f| f.slug)
+            .map(|f| (f.slug, f.name))
             .collect();
+        let mut library: Vec<String> = names.keys().cloned().collect();
+        library.sort();
         let slugs: Vec<String> = match size {
             Size::Small => ["cyber-essentials", "uk-gdpr"]
                 .iter()
@@ -251,7 +253,11 @@ impl Demo {
         // Rounds of assessment, a quarter apart, until there is enough data.
         while round == 0 || (round < max_rounds && report.answers < min_answers) {
             for slug in &slugs {
-                let name = format!("{slug} review, round {}", round + 1);
+                let name = format!(
+                    "{} review, round {}",
+                    names.get(slug).map_or(slug.as_str(), String::as_str),
+                    round + 1
+                );
                 let a = self
                     .assessments
                     .create(org_id, by, slug, Some(&name))

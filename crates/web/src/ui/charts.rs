@@ -46,7 +46,8 @@ fn open(out: &mut String, id: &str, width: u32, height: u32, title: &str, desc: 
 /// A horizontal bar chart: one row per bar, scaled so `max` fills the width (at
 /// least 1, so an all-zero chart still draws its axis).
 pub(crate) fn bar_chart(id: &str, title: &str, desc: &str, bars: &[Bar], max: f64) -> String {
-    const LABEL: u32 = 160;
+    // Wide enough for 28 characters of a framework name at the chart font size.
+    const LABEL: u32 = 220;
     const PLOT: u32 = 260;
     const ROW: u32 = 28;
     let max = if max.is_finite() && max >= 1.0 {
@@ -71,7 +72,7 @@ pub(crate) fn bar_chart(id: &str, title: &str, desc: &str, bars: &[Bar], max: f6
             r#"<text class="chart-label" x="{}" y="{}" text-anchor="end">{}</text><rect class="chart-bar" x="{LABEL}" y="{}" width="{w}" height="{}"></rect><text class="chart-value" x="{}" y="{}">{}</text>"#,
             LABEL - 6,
             y + 17,
-            escape(&truncate(&bar.label, 24)),
+            escape(&truncate(&bar.label, 28)),
             y + 3,
             ROW - 8,
             f64::from(LABEL) + w + 6.0,

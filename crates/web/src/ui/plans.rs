@@ -247,7 +247,11 @@ async fn plan_page(
                 .and_then(|r| r.due.clone())
                 .unwrap_or_else(|| t.due_date.format("%Y-%m-%d").to_string()),
             overdue: t.status != TaskStatus::Done && t.due_date < today,
-            effort: number(t.effort_days),
+            effort: if (t.effort_days - 1.0).abs() < f64::EPSILON {
+                "1 day".to_owned()
+            } else {
+                format!("{} days", number(t.effort_days))
+            },
             assignee: t.assignee_id.map(name_of).unwrap_or_default(),
             assignee_id: t.assignee_id.map(|a| a.to_string()).unwrap_or_default(),
             notes: mine
