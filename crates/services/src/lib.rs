@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cache;
 pub mod dashboard;
 pub mod demo;
+pub mod evidence;
 pub mod frameworks;
 pub mod identity;
 pub mod jobs;
