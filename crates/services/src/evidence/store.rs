@@ -79,6 +79,24 @@ impl BlobStore {
         Ok(Self::new(Arc::new(LocalFileSystem::new_with_prefix(dir)?)))
     }
 
+    /// Blobs in an S3-compatible bucket. Credentials come from the usual AWS
+    /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …); `endpoint` points
+    /// at a store other than AWS (MinIO, Ceph, R2, …), over plain HTTP if it says so.
+    ///
+    /// # Errors
+    /// When the settings are incomplete.
+    pub fn s3(bucket: &str, region: &str, endpoint: Option<&str>) -> Result<Self, StoreError> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_region(region);
+        if let Some(endpoint) = endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        Ok(Self::new(Arc::new(builder.build()?)))
+    }
+
     /// Stores what `body` yields, up to `limit` bytes, and returns its hash and size.
     /// Nothing is left visible under `blobs/` unless every byte arrived.
     ///
@@ -129,7 +147,10 @@ impl BlobStore {
             Err(object_store::Error::AlreadyExists { .. }) => false,
             // Stores without an atomic rename: copying identical bytes over identical
             // bytes is harmless, since the name is the content.
-            Err(object_store::Error::NotImplemented { .. }) => {
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => {
                 let existed = self.store.head(&target).await.is_ok();
                 if !existed {
                     self.store.copy(&staging, &target).await?;
@@ -309,6 +330,90 @@ mod tests {
             store.get("../../etc/passwd").await,
             Err(StoreError::Missing(_))
         ));
+    }
+
+    /// A local server speaking S3's wire format (moto's server mode, from PyPI) on a
+    /// free port, stopped when dropped.
+    struct S3Server {
+        child: std::process::Child,
+        endpoint: String,
+    }
+
+    impl Drop for S3Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn s3_server() -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server runs the S3 tests: pip install 'moto[server]' (.ci/run does)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if client.get(&endpoint).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        S3Server { child, endpoint }
+    }
+
+    #[tokio::test]
+    async fn blobs_round_trip_through_an_s3_compatible_store() {
+        let server = s3_server().await;
+        // Create the bucket as an operator would, over S3's own API.
+        let res = reqwest::Client::new()
+            .put(format!("{}/evidence", server.endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("evidence")
+            .with_region("eu-west-2")
+            .with_endpoint(&server.endpoint)
+            .with_allow_http(true)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .unwrap();
+        let store = BlobStore::new(Arc::new(store));
+        let big = vec![7u8; 6 * 1024 * 1024 + 3]; // more than one 5 MiB part
+        let parts: Vec<&[u8]> = big.chunks(64 * 1024).collect();
+        let a = store
+            .put_stream(chunks(&parts), 10 * 1024 * 1024)
+            .await
+            .unwrap();
+        assert_eq!(a.sha256, hex::encode(Sha256::digest(&big)));
+        assert_eq!(a.size, big.len() as u64);
+        assert!(a.new);
+        let b = store
+            .put_stream(chunks(&parts), 10 * 1024 * 1024)
+            .await
+            .unwrap();
+        assert!(!b.new, "stored once");
+        assert!(store.verify(&a.sha256).await.unwrap());
+        let err = store.put_stream(chunks(&parts), 1024).await.unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }));
+        // Nothing left in staging by the finished, duplicate or refused uploads.
+        assert_eq!(
+            store
+                .sweep_staging(Utc::now() + chrono::Duration::hours(1))
+                .await
+                .unwrap(),
+            0
+        );
     }
 
     #[tokio::test]
