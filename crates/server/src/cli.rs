@@ -848,7 +848,8 @@ async fn demo(settings: Settings, args: DemoArgs) -> Result<(), Failure> {
         .create(size, &args.email, &password, &mut progress)
         .await
         .map_err(|e| match e {
-            ruleiq_services::demo::DemoError::Exists(_) => Failure::Usage(e.to_string()),
+            ruleiq_services::demo::DemoError::Exists(_)
+            | ruleiq_services::demo::DemoError::Invalid(_) => Failure::Usage(e.to_string()),
             other => Failure::Failed(other.to_string()),
         })?;
     println!(

@@ -53,6 +53,8 @@ pub enum DemoError {
     #[error("{0} already has an account; pass another --email or remove that organisation")]
     Exists(String),
     #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
     Step(String),
     #[error("database: {0}")]
     Db(#[from] DbErr),
@@ -200,6 +202,9 @@ impl Demo {
             .await
             .map_err(|e| match e {
                 IdentityError::EmailTaken => DemoError::Exists(email.to_owned()),
+                IdentityError::Invalid { field, message } => {
+                    DemoError::Invalid(format!("{field}: {message}"))
+                }
                 other => DemoError::Step(format!("account: {other}")),
             })?;
         let org_id = OrganizationId::from(org.id);

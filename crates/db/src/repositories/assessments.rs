@@ -137,6 +137,7 @@ pub async fn latest_answers<C: ConnectionTrait>(
     questions: &[Uuid],
 ) -> Result<Vec<answer::Model>, DbErr> {
     let mut out: Vec<answer::Model> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for chunk in questions.chunks(200) {
         let rows = answer::Entity::find()
             .filter(answer::Column::OrganizationId.eq(organization_id))
@@ -144,8 +145,9 @@ pub async fn latest_answers<C: ConnectionTrait>(
             .order_by_desc(answer::Column::AnsweredAt)
             .all(db)
             .await?;
+        // Newest first, so the first row of each question is its latest answer.
         for r in rows {
-            if !out.iter().any(|o| o.question_id == r.question_id) {
+            if seen.insert(r.question_id) {
                 out.push(r);
             }
         }

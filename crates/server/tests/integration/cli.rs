@@ -650,4 +650,6 @@ async fn demo_data_is_made_once_and_the_snapshot_reads_it() {
     );
     let bad = ruleiq(&db, &["demo", "--size", "huge"], &[]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
+    let bad = ruleiq(&db, &["demo", "--email", "not-an-address"], &[]);
+    assert_clean_failure(&bad, 2, "email");
 }

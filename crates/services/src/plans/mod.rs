@@ -178,6 +178,13 @@ impl Plans {
         Self { db, audit, clock }
     }
 
+    /// Today by the service's clock: what "overdue" is judged against, here as on
+    /// the dashboard.
+    #[must_use]
+    pub fn today(&self) -> NaiveDate {
+        self.clock.now().date_naive()
+    }
+
     /// Turns a completed assessment's gaps into a dated plan.
     ///
     /// # Errors

@@ -10,7 +10,6 @@ use axum::{
     response::Response,
     routing::{get, post},
 };
-use chrono::NaiveDate;
 use ruleiq_core::Permission;
 use ruleiq_services::plans::{PlanError, TaskChange, TaskStatus};
 use serde::Deserialize;
@@ -41,12 +40,6 @@ pub(super) fn status_label(s: TaskStatus) -> &'static str {
 
 fn parse_status(s: &str) -> Option<TaskStatus> {
     TaskStatus::ALL.into_iter().find(|t| t.as_str() == s)
-}
-
-/// Today, for telling overdue tasks apart. The state carries no clock, so this is
-/// the system's; the dashboard's figures use the services' injected clock.
-fn today() -> NaiveDate {
-    chrono::Utc::now().date_naive()
 }
 
 fn plan_missing(viewer: &Viewer) -> Response {
@@ -222,7 +215,7 @@ async fn plan_page(
             })
             .unwrap_or_else(|| "Someone who has left".to_owned())
     };
-    let today = today();
+    let today = state.plans.today();
     let mut groups: Vec<Group> = TaskStatus::ALL
         .into_iter()
         .map(|s| Group {
