@@ -297,6 +297,21 @@ impl fmt::Debug for AiSettings {
 pub struct UploadSettings {
     pub max_upload_size: u64,
     pub allowed_extensions: Vec<String>,
+    pub storage: StorageSettings,
+}
+
+/// Where evidence and report files are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSettings {
+    /// Under `DATA_DIR/files` (the default).
+    Local { dir: PathBuf },
+    /// An S3-compatible bucket (`S3_BUCKET`, `S3_REGION`, `S3_ENDPOINT`); credentials
+    /// come from the usual AWS variables, read by the store itself.
+    S3 {
+        bucket: String,
+        region: String,
+        endpoint: Option<String>,
+    },
 }
 
 /// Request budgets per minute.
@@ -589,6 +604,8 @@ impl Settings {
             ));
         }
 
+        let storage = storage_settings(&data_dir, raw.s3_bucket, raw.s3_region, raw.s3_endpoint)?;
+
         let job_queue_name = raw.job_queue_name.0.trim().to_owned();
         if job_queue_name.is_empty()
             || job_queue_name.len() > 64
@@ -686,6 +703,7 @@ impl Settings {
             uploads: UploadSettings {
                 max_upload_size: raw.max_upload_size,
                 allowed_extensions,
+                storage,
             },
             rate_limits: RateLimitSettings {
                 enabled: raw.rate_limit_enabled.0,
@@ -790,6 +808,60 @@ fn figment_error(err: figment::Error) -> ConfigError {
         setting,
         message: format!("{}{origin}", err.kind),
     }
+}
+
+/// Local files unless a bucket is named; an endpoint or region without a bucket is a
+/// mistake worth stopping for, since files would silently go to disk instead.
+fn storage_settings(
+    data_dir: &std::path::Path,
+    bucket: Option<raw::Text>,
+    region: Option<raw::Text>,
+    endpoint: Option<raw::Text>,
+) -> Result<StorageSettings, ConfigError> {
+    let (bucket, region, endpoint) = (non_empty(bucket), non_empty(region), non_empty(endpoint));
+    let Some(bucket) = bucket else {
+        if let Some(name) = [("S3_REGION", &region), ("S3_ENDPOINT", &endpoint)]
+            .into_iter()
+            .find_map(|(n, v)| v.as_ref().map(|_| n))
+        {
+            return Err(ConfigError::invalid(
+                name,
+                "is set but S3_BUCKET is not; set S3_BUCKET to store files in S3, or unset it",
+            ));
+        }
+        return Ok(StorageSettings::Local {
+            dir: data_dir.join("files"),
+        });
+    };
+    // Bucket names: 3–63 lower-case letters, digits, dots and hyphens.
+    if !(3..=63).contains(&bucket.len())
+        || !bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+    {
+        return Err(ConfigError::invalid(
+            "S3_BUCKET",
+            format!(
+                "`{bucket}` is not a bucket name (3–63 lower-case letters, digits, `.` or `-`)"
+            ),
+        ));
+    }
+    if let Some(url) = &endpoint {
+        let ok = url::Url::parse(url)
+            .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .unwrap_or(false);
+        if !ok {
+            return Err(ConfigError::invalid(
+                "S3_ENDPOINT",
+                format!("`{url}` is not a URL such as https://s3.example.com"),
+            ));
+        }
+    }
+    Ok(StorageSettings::S3 {
+        bucket,
+        region: region.unwrap_or_else(|| "us-east-1".to_owned()),
+        endpoint,
+    })
 }
 
 #[cfg(test)]

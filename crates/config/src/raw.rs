@@ -53,6 +53,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "MAIL_FROM",
     "PUBLIC_URL",
     "TRUSTED_PROXIES",
+    "S3_BUCKET",
+    "S3_ENDPOINT",
+    "S3_REGION",
 ];
 
 /// Raw, unvalidated settings. Defaults here are the development defaults.
@@ -101,6 +104,9 @@ pub struct RawSettings {
     pub mail_from: Text,
     pub public_url: Option<Text>,
     pub trusted_proxies: List,
+    pub s3_bucket: Option<Text>,
+    pub s3_endpoint: Option<Text>,
+    pub s3_region: Option<Text>,
 }
 
 impl Default for RawSettings {
@@ -155,6 +161,9 @@ impl Default for RawSettings {
             mail_from: Text("ruleIQ <no-reply@ruleiq.localhost>".into()),
             public_url: None,
             trusted_proxies: List(Vec::new()),
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: None,
         }
     }
 }

@@ -243,3 +243,34 @@ fn address_ranges_contain_what_they_should() {
     );
     assert!(IpRange::parse("nonsense").is_err());
 }
+
+#[test]
+fn files_stay_on_disk_unless_a_bucket_is_named() {
+    Jail::expect_with(|jail| {
+        let s = load_in(jail).expect("defaults load");
+        assert_eq!(
+            s.uploads.storage,
+            StorageSettings::Local {
+                dir: PathBuf::from("./data/files")
+            }
+        );
+        jail.set_env("S3_BUCKET", "ruleiq-evidence");
+        jail.set_env("S3_ENDPOINT", "http://127.0.0.1:9000");
+        let s = load_in(jail).expect("loads");
+        assert_eq!(
+            s.uploads.storage,
+            StorageSettings::S3 {
+                bucket: "ruleiq-evidence".into(),
+                region: "us-east-1".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+            }
+        );
+        jail.set_env("S3_BUCKET", "Not_A_Bucket");
+        let err = load_in(jail).expect_err("bad bucket");
+        assert!(err.to_string().contains("S3_BUCKET"), "{err}");
+        jail.set_env("S3_BUCKET", "");
+        let err = load_in(jail).expect_err("endpoint without bucket");
+        assert!(err.to_string().contains("S3_ENDPOINT"), "{err}");
+        Ok(())
+    });
+}

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use ruleiq_services::{
     dashboard::Dashboard,
+    evidence::{EXPIRE_JOB, EXTRACT_JOB, SWEEP_JOB, jobs::Upkeep},
     jobs::{Attempt, JobHandler},
 };
 use serde::Deserialize;
@@ -78,14 +79,85 @@ impl JobHandler for ReadinessSnapshotHandler {
     }
 }
 
+/// Which version of which item to extract text from.
+#[derive(Debug, Deserialize)]
+struct ExtractJob {
+    evidence_id: uuid::Uuid,
+    version: i32,
+}
+
+/// Runs [`EXTRACT_JOB`]: a version's text for search and the assistant. A file the
+/// parser cannot read is an outcome (`extraction: failed`), not a failed job.
+#[derive(Debug)]
+pub struct EvidenceExtractHandler(pub Upkeep);
+
+#[async_trait]
+impl JobHandler for EvidenceExtractHandler {
+    async fn run(
+        &self,
+        _attempt: Attempt,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let job: ExtractJob =
+            serde_json::from_value(payload).map_err(|e| format!("bad extraction payload: {e}"))?;
+        let done = self.0.extract(job.evidence_id, job.version).await?;
+        serde_json::to_value(done).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs [`EXPIRE_JOB`]: approved evidence past its date becomes `expired`.
+#[derive(Debug)]
+pub struct EvidenceExpireHandler(pub Upkeep);
+
+#[async_trait]
+impl JobHandler for EvidenceExpireHandler {
+    async fn run(
+        &self,
+        _attempt: Attempt,
+        _payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let expired = self
+            .0
+            .expire_due()
+            .await
+            .map_err(|e| format!("evidence expiry: {e}"))?;
+        Ok(serde_json::json!({ "expired": expired }))
+    }
+}
+
+/// Runs [`SWEEP_JOB`]: abandoned uploads and unreferenced blobs are removed.
+#[derive(Debug)]
+pub struct EvidenceSweepHandler(pub Upkeep);
+
+#[async_trait]
+impl JobHandler for EvidenceSweepHandler {
+    async fn run(
+        &self,
+        _attempt: Attempt,
+        _payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let swept = self.0.sweep().await?;
+        serde_json::to_value(swept).map_err(|e| e.to_string())
+    }
+}
+
 /// The handlers of every kind, for the jobs service.
 #[must_use]
-pub fn handlers(dashboard: Dashboard) -> HashMap<String, Arc<dyn JobHandler>> {
+pub fn handlers(dashboard: Dashboard, upkeep: Upkeep) -> HashMap<String, Arc<dyn JobHandler>> {
     let mut map: HashMap<String, Arc<dyn JobHandler>> = HashMap::new();
     map.insert(CANARY.to_owned(), Arc::new(CanaryHandler));
     map.insert(
         READINESS_SNAPSHOT.to_owned(),
         Arc::new(ReadinessSnapshotHandler(dashboard)),
     );
+    map.insert(
+        EXTRACT_JOB.to_owned(),
+        Arc::new(EvidenceExtractHandler(upkeep.clone())),
+    );
+    map.insert(
+        EXPIRE_JOB.to_owned(),
+        Arc::new(EvidenceExpireHandler(upkeep.clone())),
+    );
+    map.insert(SWEEP_JOB.to_owned(), Arc::new(EvidenceSweepHandler(upkeep)));
     map
 }

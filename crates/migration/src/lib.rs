@@ -16,6 +16,7 @@ mod m20261126_000007_create_business_profiles;
 mod m20261126_000008_create_assessments;
 mod m20261126_000009_create_plans;
 mod m20261126_000010_create_readiness_snapshots;
+mod m20261126_000011_create_evidence;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_create_assessments::Migration),
             Box::new(m20261126_000009_create_plans::Migration),
             Box::new(m20261126_000010_create_readiness_snapshots::Migration),
+            Box::new(m20261126_000011_create_evidence::Migration),
         ]
     }
 }

@@ -85,6 +85,21 @@ enum Command {
     /// Create a demo organisation with a profile, assessments, answers, plans and a
     /// readiness history, to try ruleIQ or to benchmark it.
     Demo(DemoArgs),
+    /// Evidence storage: verify every stored file, expire and sweep now.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Re-read every stored evidence file and check its SHA-256; exits 1 when any file
+    /// is missing or has changed.
+    Verify,
+    /// Expire approved evidence past its date now (the server does it daily).
+    Expire,
+    /// Remove abandoned uploads and files no version refers to (the server does it
+    /// daily).
+    Sweep,
 }
 
 #[derive(Debug, Subcommand)]
@@ -349,6 +364,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Jobs(JobsCommand::List(args)) => jobs_list(settings, args).await,
             Command::Admin(AdminCommand::Create(args)) => admin_create(settings, args).await,
             Command::Readiness(ReadinessCommand::Snapshot) => readiness_snapshot(settings).await,
+            Command::Evidence(command) => evidence(settings, command).await,
             Command::Demo(args) => demo(settings, args).await,
             Command::Secrets(_) | Command::Openapi | Command::Content(_) => Ok(()),
         }
@@ -647,6 +663,22 @@ async fn verify(settings: Settings) -> Result<(), Failure> {
         ),
         Err(e) => report(false, "data directory", e),
     }
+    // Evidence files: a probe object written and removed, on disk or in the bucket.
+    let where_files = match &settings.uploads.storage {
+        ruleiq_config::StorageSettings::Local { dir } => dir.display().to_string(),
+        ruleiq_config::StorageSettings::S3 { bucket, .. } => format!("s3://{bucket}"),
+    };
+    match crate::startup::blob_store(&settings) {
+        Err(e) => report(false, "file storage", e.to_string()),
+        Ok(store) => match store.check_writable().await {
+            Ok(()) => report(
+                true,
+                "file storage",
+                format!("{where_files} accepts writes"),
+            ),
+            Err(e) => report(false, "file storage", format!("{where_files}: {e}")),
+        },
+    }
     match ruleiq_db::connect(&settings.database).await {
         Err(e) => {
             report(false, "database", e.to_string());
@@ -811,6 +843,69 @@ async fn jobs_list(settings: Settings, args: JobsListArgs) -> Result<(), Failure
     Ok(())
 }
 
+async fn evidence(settings: Settings, command: EvidenceCommand) -> Result<(), Failure> {
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let upkeep = &components.upkeep;
+    match command {
+        EvidenceCommand::Verify => {
+            let started = Instant::now();
+            let mut last = Instant::now();
+            let report = upkeep
+                .verify(|n, bytes| {
+                    // A line every two seconds, so a long run shows it is moving.
+                    if last.elapsed().as_secs() >= 2 {
+                        last = Instant::now();
+                        eprintln!("  checked {n} file(s), {} MB", bytes / 1_000_000);
+                    }
+                })
+                .await
+                .map_err(|e| Failure::Failed(format!("evidence verify: {e}")))?;
+            for sha in &report.mismatched {
+                println!("MISMATCH  {sha}  content no longer has this SHA-256");
+            }
+            for sha in &report.missing {
+                println!("MISSING   {sha}  not in storage");
+            }
+            println!(
+                "verified {} file(s), {:.1} MB in {:.1} s: {} mismatched, {} missing",
+                report.checked,
+                report.bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64(),
+                report.mismatched.len(),
+                report.missing.len()
+            );
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(Failure::Failed(
+                    "evidence storage has damaged or missing files; restore them from a backup"
+                        .into(),
+                ))
+            }
+        }
+        EvidenceCommand::Expire => {
+            let n = upkeep
+                .expire_due()
+                .await
+                .map_err(|e| Failure::Failed(format!("evidence expiry: {e}")))?;
+            println!("expired {n} item(s)");
+            Ok(())
+        }
+        EvidenceCommand::Sweep => {
+            let swept = upkeep
+                .sweep()
+                .await
+                .map_err(|e| Failure::Failed(format!("evidence sweep: {e}")))?;
+            println!(
+                "removed {} abandoned upload(s) and {} unreferenced file(s)",
+                swept.staging, swept.orphans
+            );
+            Ok(())
+        }
+    }
+}
+
 async fn readiness_snapshot(settings: Settings) -> Result<(), Failure> {
     let components = Components::connect(settings).await?;
     require_current_schema(&components).await?;
@@ -837,7 +932,8 @@ async fn demo(settings: Settings, args: DemoArgs) -> Result<(), Failure> {
         identity,
         audit,
         components.clock.clone(),
-    );
+    )
+    .with_evidence(components.evidence.clone());
     let size = match args.size {
         DemoSize::Small => ruleiq_services::demo::Size::Small,
         DemoSize::Large => ruleiq_services::demo::Size::Large,
@@ -853,14 +949,15 @@ async fn demo(settings: Settings, args: DemoArgs) -> Result<(), Failure> {
             other => Failure::Failed(other.to_string()),
         })?;
     println!(
-        "demo organisation {} ready in {:.1} s: {} assessments, {} answers, {} plans, {} tasks, {} readiness snapshots",
+        "demo organisation {} ready in {:.1} s: {} assessments, {} answers, {} plans, {} tasks, {} readiness snapshots, {} evidence items",
         report.organization_id,
         started.elapsed().as_secs_f64(),
         report.assessments,
         report.answers,
         report.plans,
         report.tasks,
-        report.snapshots
+        report.snapshots,
+        report.evidence
     );
     println!("sign in as {}", report.email);
     if let Some(password) = generated {

@@ -1,13 +1,14 @@
 //! Building and running the application.
 
 use ruleiq_config::ExposeSecret;
-use ruleiq_config::Settings;
+use ruleiq_config::{Settings, StorageSettings};
 use ruleiq_core::{Clock, SystemClock};
 use ruleiq_db::{ConnectError, DatabaseConnection};
 use ruleiq_jobs::{ApalisQueue, queue::QueueSetupError};
 use ruleiq_migration::{Migrator, MigratorTrait};
 use ruleiq_services::{
     audit::Audit,
+    evidence::{Evidence, jobs::Upkeep, store::BlobStore},
     frameworks::Catalog,
     identity::Identity,
     jobs::{Jobs, RetryPolicy},
@@ -48,6 +49,8 @@ pub enum StartupError {
     Mail(String),
     #[error("{0} is not set")]
     MissingSecret(&'static str),
+    #[error("cannot open file storage: {0}")]
+    Storage(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -60,6 +63,11 @@ pub struct Components {
     pub queue: ApalisQueue,
     pub jobs: Jobs,
     pub clock: Arc<dyn Clock>,
+    pub catalog: Catalog,
+    pub search: Arc<dyn SearchIndex>,
+    pub audit: Audit,
+    pub evidence: Evidence,
+    pub upkeep: Upkeep,
 }
 
 impl Components {
@@ -80,15 +88,37 @@ impl Components {
         let queue =
             ApalisQueue::connect(&db, redis.as_deref(), &settings.server.job_queue_name).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = blob_store(&settings)?;
+        let catalog = Catalog::new(db.clone());
+        let search: Arc<dyn SearchIndex> =
+            Arc::new(DbSearchIndex::new(db.clone(), catalog.revisions()));
+        let audit = Audit::new(db.clone(), clock.clone());
+        let upkeep = Upkeep::new(
+            db.clone(),
+            store.clone(),
+            search.clone(),
+            audit.clone(),
+            clock.clone(),
+        );
         let jobs = Jobs::new(
             db.clone(),
             Arc::new(queue.clone()),
             clock.clone(),
-            ruleiq_jobs::kinds::handlers(ruleiq_services::dashboard::Dashboard::new(
-                db.clone(),
-                clock.clone(),
-            )),
+            ruleiq_jobs::kinds::handlers(
+                ruleiq_services::dashboard::Dashboard::new(db.clone(), clock.clone()),
+                upkeep.clone(),
+            ),
             RetryPolicy::default(),
+        );
+        let evidence = Evidence::new(
+            db.clone(),
+            store,
+            jobs.clone(),
+            audit.clone(),
+            search.clone(),
+            clock.clone(),
+            settings.uploads.max_upload_size,
+            settings.uploads.allowed_extensions.clone(),
         );
         Ok(Self {
             settings: Arc::new(settings),
@@ -96,6 +126,11 @@ impl Components {
             queue,
             jobs,
             clock,
+            catalog,
+            search,
+            audit,
+            evidence,
+            upkeep,
         })
     }
 
@@ -111,6 +146,24 @@ impl Components {
                 tracing::error!(error = %e, worker = %name, "job worker stopped with an error");
             }
         })
+    }
+}
+
+/// The file store the settings name: a directory under `DATA_DIR`, or an S3 bucket.
+///
+/// # Errors
+/// When the directory cannot be created or the S3 settings are incomplete.
+pub fn blob_store(settings: &Settings) -> Result<BlobStore, StartupError> {
+    match &settings.uploads.storage {
+        StorageSettings::Local { dir } => {
+            BlobStore::local(dir).map_err(|e| StartupError::Storage(e.to_string()))
+        }
+        StorageSettings::S3 {
+            bucket,
+            region,
+            endpoint,
+        } => BlobStore::s3(bucket, region, endpoint.as_deref())
+            .map_err(|e| StartupError::Storage(e.to_string())),
     }
 }
 
@@ -191,11 +244,12 @@ impl Application {
             settings.data_dir.clone(),
             components.jobs.clone(),
         )
-        .with_rate_limiter(limiter.clone());
+        .with_rate_limiter(limiter.clone())
+        .with_files(components.evidence.store().clone());
         let identity = components.identity()?;
         let shutdown = CancellationToken::new();
         let audit = identity.audit().clone();
-        let catalog = Catalog::new(components.db.clone());
+        let catalog = components.catalog.clone();
         listen_for_changes(
             &settings,
             identity.session_cache(),
@@ -207,10 +261,7 @@ impl Application {
             audit.clone(),
             components.clock.clone(),
         );
-        let search: Arc<dyn SearchIndex> = Arc::new(DbSearchIndex::new(
-            components.db.clone(),
-            catalog.revisions(),
-        ));
+        let search = components.search.clone();
         let state = AppState::new(AppParts {
             settings: settings.clone(),
             db: components.db.clone(),
@@ -234,6 +285,7 @@ impl Application {
                 components.db.clone(),
                 components.clock.clone(),
             ),
+            evidence: components.evidence.clone(),
             search,
             limiter,
             metrics: Metrics::new(),
@@ -369,7 +421,8 @@ impl Components {
 /// instance and needs no listener.
 /// Queues the readiness snapshot when today's has not been taken (at start-up, so a
 /// server that was down at midnight catches up) and again just after each UTC
-/// midnight. Two instances may both queue it; the job is idempotent.
+/// midnight, with the evidence expiry and sweep jobs. Two instances may both queue
+/// them; every one of the jobs is idempotent.
 fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken) {
     let dashboard =
         ruleiq_services::dashboard::Dashboard::new(components.db.clone(), components.clock.clone());
@@ -393,6 +446,24 @@ fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken)
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not check today's readiness snapshot"),
+            }
+            // Evidence upkeep: both jobs are idempotent, so two instances queueing
+            // them, or a restart queueing them again, does no harm.
+            for kind in [
+                ruleiq_services::evidence::EXPIRE_JOB,
+                ruleiq_services::evidence::SWEEP_JOB,
+            ] {
+                if let Err(e) = jobs
+                    .enqueue(
+                        kind,
+                        serde_json::json!({}),
+                        None,
+                        ruleiq_services::jobs::DEFAULT_MAX_ATTEMPTS,
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, kind, "could not queue evidence upkeep");
+                }
             }
             let now = clock.now();
             let next = (now.date_naive() + chrono::Days::new(1))

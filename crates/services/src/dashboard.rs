@@ -14,7 +14,9 @@ use ruleiq_db::repositories::readiness::DashboardVersion;
 use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{audit_entry, readiness_snapshot},
-    repositories::{audit as audit_repo, plans as plans_repo, readiness as repo},
+    repositories::{
+        audit as audit_repo, evidence as evidence_repo, plans as plans_repo, readiness as repo,
+    },
 };
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -83,6 +85,12 @@ pub struct Summary {
     pub upcoming: Vec<TaskView>,
     /// `None` when the reader may not see the audit trail.
     pub recent_activity: Option<Vec<audit_entry::Model>>,
+    /// Live evidence expiring within 30 days (not yet expired).
+    pub evidence_expiring_count: u64,
+    /// The first of them, soonest first: `(id, title, expires_at)`.
+    pub evidence_expiring: Vec<(Uuid, String, DateTime<Utc>)>,
+    /// Evidence submitted and awaiting a decision.
+    pub pending_approvals: u64,
 }
 
 /// What a snapshot run did.
@@ -251,6 +259,15 @@ impl Dashboard {
                 .into_iter()
                 .map(task_view)
                 .collect();
+        let now = self.clock.now();
+        let soon = now + chrono::Duration::days(30);
+        let (evidence_expiring_count, pending_approvals) =
+            evidence_repo::expiring_and_pending(&self.db, org_id, now, soon).await?;
+        let evidence_expiring = evidence_repo::expiring(&self.db, org_id, now, soon, TASKS_LISTED)
+            .await?
+            .into_iter()
+            .filter_map(|e| Some((e.id, e.title, e.expires_at?)))
+            .collect();
         let recent_activity = if with_activity {
             Some(audit_repo::list(&self.db, org_id, None, 10).await?)
         } else {
@@ -267,6 +284,9 @@ impl Dashboard {
             upcoming_count: due_soon.saturating_sub(overdue_count),
             upcoming,
             recent_activity,
+            evidence_expiring_count,
+            evidence_expiring,
+            pending_approvals,
         })
     }
 

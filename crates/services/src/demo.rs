@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::{
     assessments::{AssessmentError, Assessments, scoring::Response},
     audit::{Audit, ClientInfo},
+    evidence::Evidence,
     frameworks::Catalog,
     identity::{Identity, IdentityError, RegisterInput},
     plans::{PlanError, Plans, TaskChange, TaskStatus},
@@ -45,6 +46,7 @@ pub struct DemoReport {
     pub plans: usize,
     pub tasks: usize,
     pub snapshots: usize,
+    pub evidence: usize,
 }
 
 /// Why the demo could not be made.
@@ -151,6 +153,8 @@ pub struct Demo {
     profiles: Profiles,
     assessments: Assessments,
     plans: Plans,
+    audit: Audit,
+    evidence: Option<Evidence>,
     clock: Arc<dyn Clock>,
 }
 
@@ -172,11 +176,21 @@ impl Demo {
             catalog: Catalog::new(db.clone()),
             profiles: Profiles::new(db.clone(), audit.clone(), clock.clone()),
             assessments: Assessments::new(db.clone(), clock.clone()),
-            plans: Plans::new(db.clone(), audit, clock.clone()),
+            plans: Plans::new(db.clone(), audit.clone(), clock.clone()),
+            audit,
+            evidence: None,
             db,
             identity,
             clock,
         }
+    }
+
+    /// Also makes an evidence library (12 items small, 50,000 large) with a second
+    /// member, the reviewer, who decided the approved ones.
+    #[must_use]
+    pub fn with_evidence(mut self, evidence: Evidence) -> Self {
+        self.evidence = Some(evidence);
+        self
     }
 
     /// Creates the demo organisation and its owner (`email`, `password`), reporting
@@ -251,6 +265,7 @@ impl Demo {
             plans: 0,
             tasks: 0,
             snapshots: 0,
+            evidence: 0,
         };
         let today = self.clock.now().date_naive();
         let mut round = 0;
@@ -362,6 +377,88 @@ impl Demo {
         report.snapshots = rows.len();
         readiness_repo::upsert(&self.db, rows).await?;
         progress(&format!("{} days of readiness history", 89));
+
+        if let Some(evidence) = &self.evidence {
+            let reviewer = self.reviewer(org_id, by, email, password, &client).await?;
+            let frameworks: Vec<Uuid> = self
+                .assessments
+                .status(org_id)
+                .await?
+                .into_iter()
+                .map(|r| r.framework_id)
+                .collect();
+            let count = match size {
+                Size::Small => 12,
+                Size::Large => 50_000,
+            };
+            report.evidence = crate::evidence::demo::seed(
+                &self.db,
+                evidence.store(),
+                evidence.search(),
+                &self.audit,
+                self.clock.as_ref(),
+                org.id,
+                (user.id, reviewer),
+                &frameworks,
+                count,
+            )
+            .await?;
+            progress(&format!(
+                "{} evidence items, reviewed by {}",
+                report.evidence,
+                reviewer_email(email)
+            ));
+        }
         Ok(report)
     }
+
+    /// A compliance manager who decides on the owner's evidence (nobody approves
+    /// their own), invited and accepted as any member would be.
+    async fn reviewer(
+        &self,
+        org: OrganizationId,
+        owner: UserId,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<Uuid, DemoError> {
+        let principal = crate::identity::Principal {
+            user_id: owner,
+            organization_id: org,
+            role: ruleiq_core::Role::Owner,
+            session_id: Uuid::nil(),
+        };
+        let permit = principal
+            .require(ruleiq_core::Permission::UsersManage)
+            .map_err(|e| DemoError::Step(e.to_string()))?;
+        let step = |e: IdentityError| DemoError::Step(format!("reviewer: {e}"));
+        let invited = self
+            .identity
+            .invite(
+                &permit,
+                &reviewer_email(email),
+                "compliance_manager",
+                client,
+            )
+            .await
+            .map_err(step)?;
+        let joined = self
+            .identity
+            .accept_invitation(
+                crate::identity::AcceptInput {
+                    token: invited.token,
+                    full_name: "Rowan Reviewer".into(),
+                    password: password.to_owned(),
+                },
+                client,
+            )
+            .await
+            .map_err(step)?;
+        Ok(joined.user.id)
+    }
+}
+
+/// The reviewer's address: the owner's with `reviewer.` before it.
+fn reviewer_email(owner: &str) -> String {
+    format!("reviewer.{owner}")
 }

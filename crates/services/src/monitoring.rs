@@ -119,6 +119,7 @@ pub struct Monitor {
     in_flight: Arc<Mutex<Option<InFlight>>>,
     generations: Arc<AtomicU64>,
     limiter: Option<Arc<dyn RateLimiter>>,
+    files: Option<crate::evidence::store::BlobStore>,
 }
 
 /// The database round trip currently under way, shared by every caller that arrives
@@ -153,7 +154,16 @@ impl Monitor {
             in_flight: Arc::new(Mutex::new(None)),
             generations: Arc::new(AtomicU64::new(0)),
             limiter: None,
+            files: None,
         }
+    }
+
+    /// Also checks that the evidence file store (a directory or an S3 bucket) accepts
+    /// writes.
+    #[must_use]
+    pub fn with_files(mut self, files: crate::evidence::store::BlobStore) -> Self {
+        self.files = Some(files);
+        self
     }
 
     /// Also reports on the rate limiter's Redis, when it uses one.
@@ -255,7 +265,24 @@ impl Monitor {
         {
             return cached.clone();
         }
-        let storage = check_storage(self.data_dir.clone()).await;
+        let mut storage = check_storage(self.data_dir.clone()).await;
+        if storage.writable
+            && let Some(files) = &self.files
+        {
+            let probe = tokio::time::timeout(Duration::from_secs(5), files.check_writable()).await;
+            let error = match probe {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("file storage: {e}")),
+                Err(_) => Some("file storage did not answer within 5 s".to_owned()),
+            };
+            if let Some(e) = error {
+                storage = StorageCheck {
+                    status: ComponentStatus::Degraded,
+                    writable: false,
+                    error: Some(e),
+                };
+            }
+        }
         let jobs = if db_ok {
             match self.jobs.counts().await {
                 Ok(c) => JobsCheck {

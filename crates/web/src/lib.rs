@@ -15,6 +15,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod state;
 mod ui;
+pub mod upload;
 
 pub use api::{openapi, router};
 pub use problem::{ApiError, Problem};

@@ -201,9 +201,22 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<
 pub struct BodyLimits {
     /// `MAX_JSON_BODY_SIZE`.
     pub json: u64,
-    /// `MAX_UPLOAD_SIZE`, for the paths in `upload_paths`.
+    /// `MAX_UPLOAD_SIZE` plus room for a multipart envelope, for the paths in
+    /// `upload_paths` (a `*` segment matches any one segment).
     pub upload: u64,
     pub upload_paths: Vec<String>,
+}
+
+/// Whether `path` fits `pattern`, where a `*` segment stands for any one segment.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (mut a, mut b) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) if p == "*" || p == s => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Refuses a request whose declared length is over its route's limit with 413,
@@ -220,7 +233,11 @@ pub async fn declared_body_limit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = if limits.upload_paths.iter().any(|p| p == req.uri().path()) {
+    let limit = if limits
+        .upload_paths
+        .iter()
+        .any(|p| path_matches(p, req.uri().path()))
+    {
         limits.upload
     } else {
         limits.json

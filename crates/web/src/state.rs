@@ -27,6 +27,7 @@ pub struct AppParts {
     pub assessments: ruleiq_services::assessments::Assessments,
     pub plans: ruleiq_services::plans::Plans,
     pub dashboard: ruleiq_services::dashboard::Dashboard,
+    pub evidence: ruleiq_services::evidence::Evidence,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Metrics,

@@ -2,6 +2,7 @@
 
 pub mod assessments;
 pub mod audit;
+pub mod evidence;
 pub mod frameworks;
 pub mod identity;
 pub mod jobs;

@@ -90,7 +90,8 @@ pub async fn assessed_organizations<C: ConnectionTrait>(db: &C) -> Result<Vec<Uu
 }
 
 /// What an organisation's dashboard is computed from, reduced to one row: when its
-/// assessments, tasks and snapshots last changed and its latest audited event. Any
+/// assessments, tasks, snapshots and evidence last changed and its latest audited
+/// event. Any
 /// write the dashboard shows moves one of these, on whichever instance it was made.
 #[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
 pub struct DashboardVersion {
@@ -100,6 +101,7 @@ pub struct DashboardVersion {
     pub plans: Option<i64>,
     pub completed: Option<i64>,
     pub audit: Option<i64>,
+    pub evidence: Option<String>,
 }
 
 /// The organisation's [`DashboardVersion`]: one query returning one row.
@@ -121,8 +123,10 @@ pub async fn dashboard_version<C: ConnectionTrait>(
          (SELECT CAST(MAX(created_at) AS TEXT) FROM readiness_snapshots WHERE organization_id = ?) AS snapshots, \
          (SELECT COUNT(*) FROM plans WHERE organization_id = ?) AS plans, \
          (SELECT COUNT(*) FROM assessments WHERE organization_id = ? AND status = 'completed') AS completed, \
-         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ?) AS audit",
+         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ?) AS audit, \
+         (SELECT CAST(MAX(updated_at) AS TEXT) FROM evidence_items WHERE organization_id = ?) AS evidence",
         vec![
+            org.clone(),
             org.clone(),
             org.clone(),
             org.clone(),

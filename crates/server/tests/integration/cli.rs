@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 10 migration(s); 0 pending"),
+        run.stdout.contains("applied 11 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -163,17 +163,20 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
 
     let run = ruleiq(&db, &["migrate", "down", "-n", "1"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("rolled back 1 migration(s); 9 applied"));
+    assert!(
+        run.stdout
+            .contains("rolled back 1 migration(s); 10 applied")
+    );
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261126_000009_create_plans"),
+            .contains("applied  m20261126_000010_create_readiness_snapshots"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261126_000010_create_readiness_snapshots"),
+            .contains("pending  m20261126_000011_create_evidence"),
         "{}",
         run.stdout
     );

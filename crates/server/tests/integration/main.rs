@@ -7,6 +7,7 @@
 mod assessments;
 mod browser;
 mod cli;
+mod evidence;
 mod frameworks;
 mod health;
 mod http;
@@ -19,4 +20,5 @@ mod query_counts;
 mod ratelimit;
 mod recovery;
 mod ui;
+mod ui_evidence;
 mod ui_journey;

@@ -29,6 +29,10 @@ const TABLES: &[&str] = &[
     "plans",
     "plan_tasks",
     "readiness_snapshots",
+    "evidence_items",
+    "evidence_versions",
+    "evidence_controls",
+    "evidence_events",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {

@@ -476,8 +476,10 @@ async fn the_dashboard_reads_readiness_gaps_tasks_and_activity() {
             .all(|t| t["status"] != "done" && t["due_date"].as_str() < d["today"].as_str())
     );
     assert!(overdue.iter().all(|t| t["id"] != first["id"]));
-    // Later issues' figures are absent, not invented.
-    assert!(d["evidence_expiring_30d"].is_null() && d["ai_spend_this_month_usd"].is_null());
+    // No evidence yet; and the AI issue's figure is absent, not invented.
+    assert_eq!(d["evidence_expiring_30d"], 0);
+    assert_eq!(d["pending_approvals"], 0);
+    assert!(d["ai_spend_this_month_usd"].is_null());
     // The owner sees the activity; a viewer (no audit access) sees the rest only.
     let events = d["recent_activity"].as_array().unwrap();
     assert_eq!(events[0]["event"], "plan_task.updated");

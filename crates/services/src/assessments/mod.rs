@@ -470,8 +470,9 @@ impl Assessments {
             .collect())
     }
 
-    /// Each assessed framework's readiness with the results it came from: two
-    /// queries, however many assessments and answers there are.
+    /// Each assessed framework's readiness with the results it came from: four
+    /// queries (assessments, frameworks, evidence coverage, control counts), however
+    /// many assessments, answers and evidence items there are.
     ///
     /// # Errors
     /// On a database error.
@@ -501,14 +502,17 @@ impl Assessments {
             .into_iter()
             .map(|f| (f.id, f))
             .collect();
+        let coverage =
+            crate::evidence::coverage(&self.db, org.as_uuid(), &ids, self.clock.now()).await?;
         let mut out = Vec::with_capacity(latest.len());
         for (a, completed_at, results) in latest {
             let Some(f) = frameworks.get(&a.framework_id).cloned() else {
                 continue;
             };
-            // Evidence and policies arrive with their own issues; until their tables
-            // exist no control is covered by either.
-            let (evidence, policy) = (0.0, 0.0);
+            // Policies arrive with their own issue; until their table exists no
+            // control is covered by one.
+            let evidence = coverage.get(&f.id).copied().unwrap_or(0.0);
+            let policy = 0.0;
             let readiness =
                 ((0.5 * results.score + 0.3 * evidence + 0.2 * policy) * 10.0).round() / 10.0;
             out.push((

@@ -30,6 +30,9 @@ pub enum StoreError {
     Missing(String),
     #[error("reading the upload: {0}")]
     Source(String),
+    /// The content was refused by the caller's check while it streamed.
+    #[error("{0}")]
+    Refused(String),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
 }
@@ -48,7 +51,18 @@ pub struct StoredBlob {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// Bytes buffered per part before it is written. S3 needs at least 5 MiB per part;
+    /// on a local disk small parts keep each upload's memory small.
+    part_size: usize,
 }
+
+/// Parts in flight per upload, on top of the one being filled.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Sees an upload's bytes as they arrive, and may refuse it: `Some(chunk)` for each
+/// chunk, then `None` once the body has ended. A refusal stops the upload and leaves
+/// nothing stored.
+pub type Watch<'a> = &'a mut (dyn FnMut(Option<&[u8]>) -> Result<(), String> + Send);
 
 /// The path of the blob with this hash.
 fn blob_path(sha256: &str) -> Path {
@@ -66,7 +80,10 @@ impl BlobStore {
     /// Blobs in `store`.
     #[must_use]
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            part_size: 5 * 1024 * 1024,
+        }
     }
 
     /// Blobs under `dir` on the local file system (created if missing).
@@ -76,7 +93,10 @@ impl BlobStore {
     pub fn local(dir: &std::path::Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Source(format!("cannot create {}: {e}", dir.display())))?;
-        Ok(Self::new(Arc::new(LocalFileSystem::new_with_prefix(dir)?)))
+        Ok(Self {
+            store: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
+            part_size: 128 * 1024,
+        })
     }
 
     /// Blobs in an S3-compatible bucket. Credentials come from the usual AWS
@@ -109,9 +129,27 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        self.put_watched(body, limit, &mut |_| Ok(())).await
+    }
+
+    /// [`Self::put_stream`], showing every chunk to `watch` first; a refusal is
+    /// [`StoreError::Refused`] and stores nothing.
+    ///
+    /// # Errors
+    /// As [`Self::put_stream`], and [`StoreError::Refused`].
+    pub async fn put_watched<S, E>(
+        &self,
+        body: S,
+        limit: u64,
+        watch: Watch<'_>,
+    ) -> Result<StoredBlob, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
         let staging = Path::from(format!("staging/{}", Uuid::now_v7()));
         let upload = self.store.put_multipart(&staging).await?;
-        let mut writer = WriteMultipart::new(upload);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut body = std::pin::pin!(body);
@@ -124,16 +162,21 @@ impl BlobStore {
                     if size > limit {
                         break Some(StoreError::TooLarge { limit });
                     }
+                    if let Err(reason) = watch(Some(&chunk)) {
+                        break Some(StoreError::Refused(reason));
+                    }
                     hasher.update(&chunk);
                     // Bounded memory: wait while too many parts are in flight.
-                    if let Err(e) = writer.wait_for_capacity(4).await {
+                    if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
                         break Some(e.into());
                     }
                     writer.put(chunk);
                 }
             }
         };
-        let failure = failure.or((size == 0).then_some(StoreError::Empty));
+        let failure = failure
+            .or((size == 0).then_some(StoreError::Empty))
+            .or_else(|| watch(None).err().map(StoreError::Refused));
         if let Some(e) = failure {
             let _ = writer.abort().await;
             let _ = self.store.delete(&staging).await;
@@ -144,7 +187,12 @@ impl BlobStore {
         let target = blob_path(&sha256);
         let new = match self.store.rename_if_not_exists(&staging, &target).await {
             Ok(()) => true,
-            Err(object_store::Error::AlreadyExists { .. }) => false,
+            // Moved over the identical blob all the same: that renews its age, so the
+            // orphan sweep cannot take it between now and the row that will use it.
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.store.rename(&staging, &target).await?;
+                false
+            }
             // Stores without an atomic rename: copying identical bytes over identical
             // bytes is harmless, since the name is the content.
             Err(
@@ -187,6 +235,74 @@ impl BlobStore {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Part of the blob (`range` in bytes, end exclusive), or all of it.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when no such blob is stored.
+    pub async fn get_range(
+        &self,
+        sha256: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<impl Stream<Item = Result<Bytes, StoreError>> + use<>, StoreError> {
+        if !is_sha256(sha256) {
+            return Err(StoreError::Missing(sha256.to_owned()));
+        }
+        let options = object_store::GetOptions {
+            range: range.map(object_store::GetRange::Bounded),
+            ..Default::default()
+        };
+        match self.store.get_opts(&blob_path(sha256), options).await {
+            Ok(r) => Ok(r.into_stream().map_err(StoreError::from)),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(StoreError::Missing(sha256.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every stored blob's hash with when it was last written, for the orphan sweep.
+    ///
+    /// # Errors
+    /// When the store cannot be listed.
+    pub async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.store
+            .list(Some(&Path::from("blobs")))
+            .try_filter_map(|m| {
+                let name = m.location.filename().unwrap_or_default().to_owned();
+                futures::future::ready(Ok(is_sha256(&name).then_some((name, m.last_modified))))
+            })
+            .try_collect()
+            .await
+            .map_err(StoreError::from)
+    }
+
+    /// Removes a blob (the orphan sweep's, once no version refers to it).
+    ///
+    /// # Errors
+    /// When the store refuses.
+    pub async fn delete(&self, sha256: &str) -> Result<(), StoreError> {
+        if !is_sha256(sha256) {
+            return Ok(());
+        }
+        match self.store.delete(&blob_path(sha256)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes and removes a probe object: whether the store accepts writes now.
+    ///
+    /// # Errors
+    /// The store's refusal.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let probe = Path::from(format!("staging/probe-{}", Uuid::now_v7()));
+        self.store
+            .put(&probe, object_store::PutPayload::from_static(b"ok"))
+            .await?;
+        self.store.delete(&probe).await?;
+        Ok(())
     }
 
     /// Reads the blob again and says whether its content still has its name's hash.

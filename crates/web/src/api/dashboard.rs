@@ -76,14 +76,24 @@ pub struct DashboardResponse {
     pub overdue_tasks: TaskGroup,
     /// Unfinished tasks due in the next 14 days.
     pub upcoming_tasks: TaskGroup,
-    /// Evidence expiring within 30 days; null while this build stores no evidence.
+    /// Evidence expiring within 30 days (and not yet expired).
     pub evidence_expiring_30d: Option<u64>,
-    /// Evidence and policies awaiting approval; null while this build has neither.
+    /// The first of them, soonest first.
+    pub evidence_expiring: Vec<ExpiringEvidence>,
+    /// Evidence awaiting approval (policies join it with the policy store).
     pub pending_approvals: Option<u64>,
     /// AI spend this month in US dollars; null while this build makes no AI calls.
     pub ai_spend_this_month_usd: Option<f64>,
     /// The last ten audited events, for readers of the audit trail; null otherwise.
     pub recent_activity: Option<Vec<Activity>>,
+}
+
+/// An evidence item about to expire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExpiringEvidence {
+    pub id: uuid::Uuid,
+    pub title: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Readiness per framework with its trend, open gaps by severity, overdue and
@@ -139,8 +149,17 @@ async fn dashboard(
         },
         overdue_tasks: group(s.overdue_count, s.overdue),
         upcoming_tasks: group(s.upcoming_count, s.upcoming),
-        evidence_expiring_30d: None,
-        pending_approvals: None,
+        evidence_expiring_30d: Some(s.evidence_expiring_count),
+        evidence_expiring: s
+            .evidence_expiring
+            .into_iter()
+            .map(|(id, title, expires_at)| ExpiringEvidence {
+                id,
+                title,
+                expires_at,
+            })
+            .collect(),
+        pending_approvals: Some(s.pending_approvals),
         ai_spend_this_month_usd: None,
         recent_activity: s.recent_activity.map(|entries| {
             entries

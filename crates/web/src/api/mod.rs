@@ -4,6 +4,7 @@ pub mod assessments;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
+pub mod evidence;
 pub mod frameworks;
 pub mod health;
 pub mod jobs;
@@ -28,7 +29,7 @@ use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    compression::CompressionLayer,
+    compression::{CompressionLayer, DefaultPredicate, Predicate},
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
     request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
@@ -69,6 +70,7 @@ use crate::{
         (name = "assessments", description = "Assessments of a framework, answers and scores"),
         (name = "plans", description = "Implementation plans: gaps as dated, assignable tasks"),
         (name = "dashboard", description = "Where the organisation stands and what needs doing"),
+        (name = "evidence", description = "Evidence files and links: uploads, versions, controls, approval and expiry"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -103,6 +105,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(assessments::router())
         .merge(plans::router())
         .merge(dashboard::router())
+        .merge(evidence::router())
         .merge(health::router())
         .merge(auth::router())
         .merge(rbac::router())
@@ -170,7 +173,15 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
             .layer(from_fn_with_state(hsts, security_headers))
             .layer(from_fn(problem_details))
             .layer(cors)
-            .layer(CompressionLayer::new())
+            // Files are sent as stored: compressing them would break `Range` and the
+            // length a download promises.
+            .layer(
+                CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+                    |_: StatusCode, _: http::Version, h: &http::HeaderMap, _: &http::Extensions| {
+                        !h.contains_key(header::CONTENT_DISPOSITION)
+                    },
+                )),
+            )
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
                 settings.server.request_timeout,
@@ -178,11 +189,12 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
             .layer(from_fn_with_state(
                 std::sync::Arc::new(crate::middleware::BodyLimits {
                     json: settings.server.max_json_body_size as u64,
-                    upload: settings.uploads.max_upload_size,
-                    upload_paths: vec![format!(
-                        "{}/frameworks/import",
-                        settings.server.api_v1_prefix
-                    )],
+                    upload: settings.uploads.max_upload_size + crate::upload::MULTIPART_SLACK,
+                    upload_paths: ["/frameworks/import", "/evidence", "/evidence/*/versions"]
+                        .iter()
+                        .map(|p| format!("{}{p}", settings.server.api_v1_prefix))
+                        .chain(crate::ui::UPLOAD_PATHS.iter().map(|p| (*p).to_owned()))
+                        .collect(),
                 }),
                 crate::middleware::declared_body_limit,
             ))
@@ -192,10 +204,12 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
                 settings.server.max_json_body_size,
             ))
             .layer(RequestBodyLimitLayer::new(
-                settings
-                    .server
-                    .max_json_body_size
-                    .max(usize::try_from(settings.uploads.max_upload_size).unwrap_or(usize::MAX)),
+                settings.server.max_json_body_size.max(
+                    usize::try_from(
+                        settings.uploads.max_upload_size + crate::upload::MULTIPART_SLACK,
+                    )
+                    .unwrap_or(usize::MAX),
+                ),
             ))
             .layer(CatchPanicLayer::custom(panic_response)),
     )

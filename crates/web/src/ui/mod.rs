@@ -48,6 +48,10 @@ fn css_href() -> &'static str {
     })
 }
 
+/// The page routes that take a file upload (up to `MAX_UPLOAD_SIZE`, not the JSON
+/// limit); a `*` segment matches any one segment.
+pub(crate) const UPLOAD_PATHS: &[&str] = &["/evidence/new", "/evidence/*/versions"];
+
 /// The page routes.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,0 +1,1 @@
+//! Evidence pages (filled in by the pages work).
