@@ -264,11 +264,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Control first, not organisation: led by the organisation, SQLite (with no
+        // statistics yet) prefers this index to the primary key even for "the links of
+        // these items", and reads every link the organisation has.
         manager
             .create_index(index(
-                "idx_evidence_controls_org_control",
+                "idx_evidence_controls_control",
                 L::Table,
-                vec![L::OrganizationId.into_iden(), L::ControlId.into_iden()],
+                vec![L::ControlId.into_iden(), L::OrganizationId.into_iden()],
             ))
             .await?;
 

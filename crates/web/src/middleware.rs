@@ -205,6 +205,8 @@ pub struct BodyLimits {
     /// `upload_paths` (a `*` segment matches any one segment).
     pub upload: u64,
     pub upload_paths: Vec<String>,
+    /// `API_V1_PREFIX`: paths outside it are pages, answered in HTML.
+    pub api_prefix: String,
 }
 
 /// Whether `path` fits `pattern`, where a `*` segment stands for any one segment.
@@ -243,6 +245,21 @@ pub async fn declared_body_limit(
         limits.json
     };
     if declared.is_some_and(|n| n > limit) {
+        // A page's form gets a page back, not a JSON document.
+        if !req.uri().path().starts_with(&limits.api_prefix) {
+            let page = format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>File too large</title></head>\
+                 <body><main><h1>That file is too large</h1><p>Files may be at most {} MB. \
+                 <a href=\"javascript:history.back()\">Go back</a> and choose a smaller file.</p></main></body></html>",
+                limits.upload.saturating_sub(crate::upload::MULTIPART_SLACK) / (1024 * 1024)
+            );
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                page,
+            )
+                .into_response();
+        }
         return Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
     }
     next.run(req).await

@@ -100,6 +100,22 @@ pub async fn read(
     );
     let mut multipart =
         multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let result = read_fields(evidence, &mut multipart, before_file).await;
+    if result.is_err() {
+        // Read what is left (bounded by the stream limit), so the client is still
+        // listening when the refusal arrives rather than seeing its upload reset.
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+    }
+    result
+}
+
+async fn read_fields(
+    evidence: &Evidence,
+    multipart: &mut multer::Multipart<'static>,
+    before_file: impl Fn(&HashMap<String, Vec<String>>) -> Result<(), ApiError>,
+) -> Result<Upload, ApiError> {
     let mut upload = Upload::default();
     let mut count = 0usize;
     loop {
@@ -129,7 +145,13 @@ pub async fn read(
                 ));
             }
             before_file(&upload.fields)?;
-            let file_name = field.file_name().unwrap_or("upload").to_owned();
+            let file_name = field.file_name().unwrap_or_default().to_owned();
+            if file_name.is_empty() {
+                // A browser sends an empty, unnamed part when no file was chosen.
+                let mut field = field;
+                while let Ok(Some(_)) = field.chunk().await {}
+                continue;
+            }
             let stored = evidence
                 .store_upload(&file_name, field.map(|c| c.map_err(|e| malformed(&e))))
                 .await?;

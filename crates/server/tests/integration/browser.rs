@@ -413,3 +413,175 @@ async fn from_profile_to_plan_with_a_question_answered_by_keyboard_alone() {
     .await;
     browser.close().await.ok();
 }
+
+#[tokio::test]
+async fn evidence_is_uploaded_with_the_script_linked_submitted_and_approved_by_a_second_member() {
+    let app = TestApp::spawn().await;
+    let ann = crate::members::owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    crate::members::join(&app, &ann, "cat@example.co.uk", "compliance_manager").await;
+    let files = tempfile::tempdir().unwrap();
+    let log = files.path().join("backup-log.txt");
+    std::fs::write(&log, "2025-06-01 nightly backup: 42 files, verified\n").unwrap();
+    let exe = files.path().join("tool.exe");
+    std::fs::write(&exe, b"MZ\x90\x00").unwrap();
+    let driver = Driver::start().await;
+    let uploader = driver.browser().await;
+    let approver = driver.browser().await;
+    let base = app.base.clone();
+
+    let sign_in = |browser: &Client, email: &'static str| {
+        let base = base.clone();
+        let browser = browser.clone();
+        async move {
+            browser.goto(&format!("{base}/sign-in")).await.unwrap();
+            fill(&browser, "#email", email).await;
+            fill(&browser, "#password", crate::members::PASSWORD).await;
+            submit(&browser, "/sign-in").await;
+            arrives_at(&browser, "/dashboard").await;
+        }
+    };
+
+    journey("evidence", &[&uploader, &approver], async {
+        sign_in(&uploader, "ann@example.co.uk").await;
+        uploader
+            .find(Locator::Css("nav a[href='/evidence']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrives_at(&uploader, "/evidence").await;
+        shows(&uploader, "No evidence yet").await;
+        uploader
+            .find(Locator::Css("main a[href='/evidence/new']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrives_at(&uploader, "/evidence/new").await;
+        // The script has enhanced the form: the drop zone says so.
+        shows(&uploader, "Or drag the file here and drop it.").await;
+        fill(&uploader, "#title", "Nightly backup log").await;
+        uploader
+            .find(Locator::Css("#evidence_type"))
+            .await
+            .unwrap()
+            .select_by_value("log")
+            .await
+            .unwrap();
+        // A refused file comes back as the form with its error, in place, and the
+        // form is enhanced again.
+        fill(&uploader, "#file", exe.to_str().unwrap()).await;
+        submit(&uploader, "/evidence/new").await;
+        shows(&uploader, "Files ending .exe are not accepted here").await;
+        assert_eq!(path(&uploader).await, "/evidence/new");
+        let kept = uploader
+            .find(Locator::Css("#title"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
+        assert_eq!(kept.as_deref(), Some("Nightly backup log"));
+        shows(&uploader, "Or drag the file here and drop it.").await;
+        fill(&uploader, "#file", log.to_str().unwrap()).await;
+        shows(&uploader, "Chosen: backup-log.txt").await;
+        // Note, across the navigation, what the progress bar showed when the upload's
+        // last byte was sent.
+        uploader
+            .execute(
+                "var send = XMLHttpRequest.prototype.send;
+                 XMLHttpRequest.prototype.send = function (body) {
+                   this.upload.addEventListener('load', function () {
+                     var box = document.querySelector('[data-progress]');
+                     sessionStorage.setItem('progress', box.hidden ? 'hidden' :
+                       String(box.querySelector('progress').value));
+                   });
+                   return send.call(this, body);
+                 };",
+                vec![],
+            )
+            .await
+            .unwrap();
+        submit(&uploader, "/evidence/new").await;
+        let mut item = String::new();
+        for _ in 0..200 {
+            item = path(&uploader).await;
+            if item.starts_with("/evidence/") && item != "/evidence/new" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Posted by the script, answered 201: the flash survives to the item page.
+        shows(&uploader, "Uploaded “Nightly backup log”").await;
+        let progress = uploader
+            .execute("return sessionStorage.getItem('progress');", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            progress,
+            serde_json::json!("100"),
+            "the upload went by the script"
+        );
+        shows(&uploader, "backup-log.txt").await;
+
+        fill(
+            &uploader,
+            "#controls-form #control_refs",
+            "cyber-essentials:SCOPE.1",
+        )
+        .await;
+        submit(&uploader, &format!("{item}/controls")).await;
+        shows(&uploader, "This evidence now backs 1 control.").await;
+        shows(&uploader, "SCOPE.1").await;
+        submit(&uploader, &format!("{item}/submit")).await;
+        shows(
+            &uploader,
+            "for approval; another member will approve or reject it",
+        )
+        .await;
+        shows(
+            &uploader,
+            "You submitted this evidence, so another member must decide on it.",
+        )
+        .await;
+
+        sign_in(&approver, "cat@example.co.uk").await;
+        approver
+            .goto(&format!("{base}/evidence?awaiting=me"))
+            .await
+            .unwrap();
+        approver
+            .find(Locator::LinkText("Nightly backup log"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        arrives_at(&approver, &item).await;
+        fill(&approver, "#comment", "Matches the backup schedule.").await;
+        approver
+            .find(Locator::Css("#approve-button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        shows(&approver, "Approved “Nightly backup log”.").await;
+        let status = approver
+            .find(Locator::Css("#status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(status.to_lowercase(), "approved");
+
+        uploader.refresh().await.unwrap();
+        shows(&uploader, "Matches the backup schedule.").await;
+    })
+    .await;
+    uploader.close().await.ok();
+    approver.close().await.ok();
+}

@@ -887,6 +887,21 @@ pub fn extension_of(file_name: &str) -> Option<String> {
 /// extension) when nothing is left.
 #[must_use]
 pub fn sanitize_file_name(name: &str) -> String {
+    // Dropping a character can make a new extension appear (`a .>a` becomes `a .a`),
+    // which a second pass would treat differently; settle on the fixed point, so a
+    // stored name is left as it is if it is ever sanitized again.
+    let mut clean = sanitize_once(name);
+    for _ in 0..4 {
+        let again = sanitize_once(&clean);
+        if again == clean {
+            break;
+        }
+        clean = again;
+    }
+    clean
+}
+
+fn sanitize_once(name: &str) -> String {
     let base = trim_tail(last_component(name));
     let (stem, extension) = match split_extension(base) {
         Some((stem, extension)) => (stem, Some(extension)),

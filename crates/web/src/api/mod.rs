@@ -195,6 +195,7 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
                         .map(|p| format!("{}{p}", settings.server.api_v1_prefix))
                         .chain(crate::ui::UPLOAD_PATHS.iter().map(|p| (*p).to_owned()))
                         .collect(),
+                    api_prefix: settings.server.api_v1_prefix.clone(),
                 }),
                 crate::middleware::declared_body_limit,
             ))

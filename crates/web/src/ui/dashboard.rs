@@ -2,9 +2,10 @@
 //! overdue and upcoming tasks, recent activity, and the way in (onboarding) for an
 //! organisation that has not described itself yet.
 //!
-//! Every chart is followed by a table with the same figures. Evidence expiring,
-//! pending approvals and AI spend arrive with their own issues; until then the page
-//! says nothing about them rather than show figures it does not have.
+//! Every chart is followed by a table with the same figures. Evidence expiring within
+//! 30 days and evidence awaiting approval link into the evidence library's views. AI
+//! spend arrives with its own issue; until then the page says nothing about it rather
+//! than show figures it does not have.
 
 use askama::Template;
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
@@ -56,6 +57,12 @@ struct ActivityRow {
     event: String,
 }
 
+struct ExpiringLine {
+    href: String,
+    title: String,
+    expires: String,
+}
+
 struct InProgress {
     href: String,
     name: String,
@@ -85,6 +92,10 @@ struct DashboardPage {
     activity: Option<Vec<ActivityRow>>,
     in_progress: Vec<InProgress>,
     trend_days: u64,
+    evidence_expiring_count: u64,
+    evidence_expiring: Vec<ExpiringLine>,
+    pending_approvals: u64,
+    can_approve: bool,
 }
 
 fn task_line(t: TaskView) -> TaskLine {
@@ -127,6 +138,10 @@ async fn index(State(state): State<AppState>, viewer: Viewer) -> Response {
         activity: None,
         in_progress: Vec::new(),
         trend_days: TREND_DAYS,
+        evidence_expiring_count: 0,
+        evidence_expiring: Vec::new(),
+        pending_approvals: 0,
+        can_approve: principal.can(Permission::ComplianceApprove),
     };
     let Ok(permit) = principal.require(Permission::ComplianceRead) else {
         return viewer.page(StatusCode::OK, &base(true));
@@ -254,6 +269,17 @@ async fn index(State(state): State<AppState>, viewer: Viewer) -> Response {
     page.overdue = summary.overdue.into_iter().map(task_line).collect();
     page.upcoming_count = summary.upcoming_count;
     page.upcoming = summary.upcoming.into_iter().map(task_line).collect();
+    page.evidence_expiring_count = summary.evidence_expiring_count;
+    page.evidence_expiring = summary
+        .evidence_expiring
+        .iter()
+        .map(|(id, title, expires)| ExpiringLine {
+            href: format!("/evidence/{id}"),
+            title: title.clone(),
+            expires: day(expires.date_naive()),
+        })
+        .collect();
+    page.pending_approvals = summary.pending_approvals;
     page.activity = summary.recent_activity.map(|entries| {
         entries
             .into_iter()

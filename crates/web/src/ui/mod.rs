@@ -10,6 +10,7 @@ mod assessments;
 mod auth;
 mod charts;
 mod dashboard;
+mod evidence;
 mod frameworks;
 mod onboarding;
 mod plans;
@@ -65,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .merge(onboarding::router())
         .merge(assessments::router())
         .merge(plans::router())
+        .merge(evidence::router())
 }
 
 async fn stylesheet() -> Response {
