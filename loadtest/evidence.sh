@@ -2,7 +2,7 @@
 # Measures issue 6's targets: a 10 MB upload end to end (MB/s, over fresh files so each
 # is hashed and written, not deduplicated); the rise in the server's resident memory
 # while 20 clients upload 10 MB each at once; and listing evidence in the large demo
-# organisation (50,000 items) at 32 connections. Bounded: about two minutes.
+# organisation (50,000 items) at 8 and 32 connections. Bounded: about two minutes.
 #
 #   cargo build --release && loadtest/evidence.sh [path/to/ruleiq] [sqlite|postgres]
 #
@@ -94,6 +94,7 @@ run() {
 }
 total=$(curl -sf -H "$auth" "$base/evidence/stats" | json 'd["total"]')
 echo "== the library holds $total items"
+run "GET /evidence?limit=50" 8 "$base/evidence?limit=50"
 run "GET /evidence?limit=50" 32 "$base/evidence?limit=50"
 run "GET /evidence?status=approved&limit=50" 32 "$base/evidence?status=approved&limit=50"
 cursor=$(curl -sf -H "$auth" "$base/evidence?limit=200" | json 'd["next_cursor"]')

@@ -114,6 +114,7 @@ pub struct Dashboard {
     assessments: Assessments,
     clock: Arc<dyn Clock>,
     kept: Arc<Mutex<HashMap<(Uuid, bool), Kept>>>,
+    computing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -141,6 +142,7 @@ impl Dashboard {
             assessments,
             clock,
             kept: Arc::new(Mutex::new(HashMap::new())),
+            computing: Arc::default(),
         }
     }
 
@@ -163,16 +165,31 @@ impl Dashboard {
         {
             return Ok((*summary).clone());
         }
-        let summary = self.compute(org, with_activity, today).await?;
-        // Kept under the version read before computing: a change made meanwhile moves
-        // the version, so the next reader recomputes rather than trusting this.
-        if let Ok(mut kept) = self.kept.lock() {
-            if kept.len() >= MAX_KEPT {
-                kept.clear();
-            }
-            kept.insert(key, (version, today, Arc::new(summary.clone())));
+        // One computation at a time, in a task of its own: a crowd of readers arriving
+        // after a change waits for one result instead of each computing it, and a
+        // reader that gives up does not throw the work away.
+        let _turn = self.computing.lock().await;
+        if let Some((v, day, summary)) = self.kept.lock().ok().and_then(|k| k.get(&key).cloned())
+            && v == version
+            && day == today
+        {
+            return Ok((*summary).clone());
         }
-        Ok(summary)
+        let this = self.clone();
+        tokio::spawn(async move {
+            let summary = this.compute(org, with_activity, today).await?;
+            // Kept under the version read before computing: a change made meanwhile
+            // moves the version, so the next reader recomputes rather than trusting this.
+            if let Ok(mut kept) = this.kept.lock() {
+                if kept.len() >= MAX_KEPT {
+                    kept.clear();
+                }
+                kept.insert(key, (version, today, Arc::new(summary.clone())));
+            }
+            Ok(summary)
+        })
+        .await
+        .map_err(|e| DbErr::Custom(format!("dashboard: {e}")))?
     }
 
     /// Readiness per framework, from the same kept summary as the dashboard.

@@ -98,8 +98,11 @@ pub async fn read(
             .whole_stream(limit)
             .per_field(limit),
     );
-    let mut multipart =
-        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let mut multipart = multer::Multipart::with_constraints(
+        OneChunkAtATime::new(body.into_data_stream()),
+        boundary,
+        constraints,
+    );
     let result = read_fields(evidence, &mut multipart, before_file).await;
     if result.is_err() {
         // Read what is left (bounded by the stream limit), so the client is still
@@ -180,4 +183,43 @@ async fn read_fields(
         }
     }
     Ok(upload)
+}
+
+/// Hands multer one chunk per poll. multer pulls from its source until the source
+/// says "not ready", so on a fast connection it would copy megabytes of a body into
+/// its own buffer ahead of the file writer; answering "not ready" (and asking to be
+/// polled again at once) after each chunk keeps what one upload holds to about a
+/// chunk, and lets the socket push back on the client instead.
+struct OneChunkAtATime<S> {
+    inner: S,
+    paused: bool,
+}
+
+impl<S> OneChunkAtATime<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            paused: false,
+        }
+    }
+}
+
+impl<S: futures::Stream + Unpin> futures::Stream for OneChunkAtATime<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.paused {
+            self.paused = false;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let next = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        if next.is_ready() {
+            self.paused = true;
+        }
+        next
+    }
 }

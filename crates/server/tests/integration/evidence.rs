@@ -886,6 +886,20 @@ async fn bad_uploads_are_refused_with_nothing_stored() {
     // without a length is cut off as soon as it passes the limit.
     let (status, _) = raw(&app, &a.token, "Content-Length: 2147483648\r\n", b"").await;
     assert_eq!(status, 413);
+    // The same on the upload page answers with a page, not JSON.
+    let (status, page) = raw_to(
+        &app,
+        "/evidence/new",
+        "",
+        "Content-Length: 2147483648\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert!(
+        page.contains("text/html") && page.contains("too large"),
+        "{page}"
+    );
     let head = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.txt\"\r\n\r\n"
     );
@@ -910,9 +924,20 @@ async fn bad_uploads_are_refused_with_nothing_stored() {
 /// Sends a raw HTTP/1.1 POST to `/api/v1/evidence` with extra headers and body, and
 /// returns the status and body text.
 async fn raw(app: &TestApp, token: &str, headers: &str, body: &[u8]) -> (u16, String) {
+    raw_to(app, "/api/v1/evidence", token, headers, body).await
+}
+
+/// As [`raw`], to any path.
+async fn raw_to(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
-        "POST /api/v1/evidence HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nConnection: close\r\n{headers}\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nConnection: close\r\n{headers}\r\n",
         app.addr
     );
     stream.write_all(head.as_bytes()).await.unwrap();

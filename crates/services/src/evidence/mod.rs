@@ -273,6 +273,7 @@ pub struct Evidence {
     allowed_extensions: Arc<Vec<String>>,
     /// Stats by organisation, with the data version they were computed at.
     kept_stats: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, (String, Stats)>>>,
+    computing_stats: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Evidence {
@@ -298,6 +299,7 @@ impl Evidence {
             max_upload_size,
             allowed_extensions: Arc::new(allowed_extensions),
             kept_stats: Arc::default(),
+            computing_stats: Arc::default(),
         }
     }
 
@@ -1076,23 +1078,36 @@ impl Evidence {
             ruleiq_db::repositories::readiness::dashboard_version(&self.db, key).await?,
             now.timestamp() / 60
         );
-        if let Some((v, stats)) = self
-            .kept_stats
-            .lock()
-            .ok()
-            .and_then(|k| k.get(&key).cloned())
-            && v == version
-        {
+        if let Some(stats) = self.kept(key, &version) {
             return Ok(stats);
         }
-        let stats = self.compute_stats(key, now).await?;
-        if let Ok(mut kept) = self.kept_stats.lock() {
-            if kept.len() >= 10_000 {
-                kept.clear();
-            }
-            kept.insert(key, (version, stats.clone()));
+        // One computation at a time, in a task of its own: a crowd of first readers
+        // waits for one result instead of each computing it, and a reader that gives
+        // up does not throw the work away.
+        let _turn = self.computing_stats.lock().await;
+        if let Some(stats) = self.kept(key, &version) {
+            return Ok(stats);
         }
-        Ok(stats)
+        let this = self.clone();
+        tokio::spawn(async move {
+            let stats = this.compute_stats(key, now).await?;
+            if let Ok(mut kept) = this.kept_stats.lock() {
+                if kept.len() >= 10_000 {
+                    kept.clear();
+                }
+                kept.insert(key, (version, stats.clone()));
+            }
+            Ok(stats)
+        })
+        .await
+        .map_err(|e| EvidenceError::Db(DbErr::Custom(format!("evidence stats: {e}"))))?
+    }
+
+    fn kept(&self, org: Uuid, version: &str) -> Option<Stats> {
+        let kept = self.kept_stats.lock().ok()?;
+        kept.get(&org)
+            .filter(|(v, _)| v == version)
+            .map(|(_, s)| s.clone())
     }
 
     async fn compute_stats(&self, org: Uuid, now: DateTime<Utc>) -> Result<Stats, EvidenceError> {

@@ -57,7 +57,7 @@ pub struct BlobStore {
 }
 
 /// Parts in flight per upload, on top of the one being filled.
-const PARTS_IN_FLIGHT: usize = 2;
+const PARTS_IN_FLIGHT: usize = 1;
 
 /// Sees an upload's bytes as they arrive, and may refuse it: `Some(chunk)` for each
 /// chunk, then `None` once the body has ended. A refusal stops the upload and leaves
@@ -95,7 +95,7 @@ impl BlobStore {
             .map_err(|e| StoreError::Source(format!("cannot create {}: {e}", dir.display())))?;
         Ok(Self {
             store: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
-            part_size: 128 * 1024,
+            part_size: 64 * 1024,
         })
     }
 
@@ -170,7 +170,11 @@ impl BlobStore {
                     if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
                         break Some(e.into());
                     }
-                    writer.put(chunk);
+                    // Copied into the writer's own part buffer rather than kept by
+                    // reference: a chunk is a slice of the connection's read buffer
+                    // (hundreds of kilobytes), which would stay allocated for as long
+                    // as any slice of it waits in an unsent part.
+                    writer.write(&chunk);
                 }
             }
         };
