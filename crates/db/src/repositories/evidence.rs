@@ -338,7 +338,9 @@ pub async fn versions<C: ConnectionTrait>(
         .await
 }
 
-/// One version of an item.
+/// One version of an item. Not scoped by organisation: callers reach it through an
+/// item already found in the caller's organisation, or from a job that carries the
+/// item's id and reads the organisation from the row.
 ///
 /// # Errors
 /// On a database error.

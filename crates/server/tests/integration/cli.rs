@@ -616,6 +616,7 @@ async fn demo_data_is_made_once_and_the_snapshot_reads_it() {
     assert_eq!(figure(&run.stdout, "assessments"), 2);
     assert_eq!(figure(&run.stdout, "plans"), 2);
     assert!(figure(&run.stdout, "tasks") > 10);
+    assert_eq!(figure(&run.stdout, "evidence"), 12);
     assert!(run.stdout.contains("password (shown once):"));
     // The same address twice is refused, and nothing more is made.
     let again = ruleiq(&db, &["demo"], &[]);
@@ -651,6 +652,57 @@ async fn demo_data_is_made_once_and_the_snapshot_reads_it() {
         "{}",
         run.stdout
     );
+    // Both demos made their evidence; every stored file checks out, until one is
+    // changed on disk.
+    let run = ruleiq(&db, &["evidence", "verify"], &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("0 mismatched, 0 missing"),
+        "{}",
+        run.stdout
+    );
+    let checked = figure(&run.stdout, "file(s)");
+    assert!(checked >= 12, "{}", run.stdout);
+    let blobs = db.dir.path().join("data/files/blobs");
+    let shard = std::fs::read_dir(&blobs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let blob = std::fs::read_dir(&shard)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&blob, b"tampered with").unwrap();
+    let run = ruleiq(&db, &["evidence", "verify"], &[]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let name = blob.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        run.stdout.contains(&format!("MISMATCH  {name}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("restore them from a backup"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_file(&blob).unwrap();
+    let run = ruleiq(&db, &["evidence", "verify"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains(&format!("MISSING   {name}")),
+        "{}",
+        run.stdout
+    );
+    for command in ["expire", "sweep"] {
+        let run = ruleiq(&db, &["evidence", command], &[]);
+        assert_eq!(run.code, 0, "{command}: {}{}", run.stdout, run.stderr);
+    }
+
     let bad = ruleiq(&db, &["demo", "--size", "huge"], &[]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     let bad = ruleiq(&db, &["demo", "--email", "not-an-address"], &[]);

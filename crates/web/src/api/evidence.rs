@@ -16,7 +16,7 @@ use ruleiq_services::evidence::{
     VersionView,
     workflow::{Action, Status},
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -341,29 +341,20 @@ async fn get(
     ))
 }
 
-/// `null` and absent differ: absent leaves the field, `null` clears it.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// A change to an item. A change to an item that is submitted, approved or expired
 /// returns it to `draft` for a new review.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidencePatch {
     pub title: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::api::plans::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     pub evidence_type: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::api::plans::present")]
     #[schema(value_type = Option<NaiveDate>)]
     pub effective_date: Option<Option<NaiveDate>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::api::plans::present")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub expires_at: Option<Option<DateTime<Utc>>>,
 }

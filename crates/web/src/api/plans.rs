@@ -295,7 +295,7 @@ async fn get(
 }
 
 /// `null` and absent differ: absent leaves the field, `null` clears it.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
