@@ -212,6 +212,7 @@ pub async fn seed(
     let txn = db.begin().await?;
     repo::insert_bulk(&txn, items, versions, links, events).await?;
     txn.commit().await?;
+    repo::analyze(db).await?;
     for chunk in docs.chunks(2_000) {
         search.index(chunk.to_vec()).await?;
     }
