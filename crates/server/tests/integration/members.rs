@@ -436,6 +436,19 @@ async fn another_organisation_can_neither_see_nor_change_an_organisations_object
         .unwrap();
     let seen = call(&app, Method::GET, &format!("/jobs/{a_job}"), &a.token, None).await;
     assert_eq!(seen.status(), StatusCode::OK, "A sees its own job");
+    // The embedded worker runs the canary; let it finish, so the snapshot below
+    // compares what B might change, not the worker's progress (a race under load).
+    for _ in 0..400 {
+        let job: Value = call(&app, Method::GET, &format!("/jobs/{a_job}"), &a.token, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if job["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 
     let before = snapshot(&app, &a).await;
     for attempt in attempts_on(&a_member.id, &a_job.to_string()) {
