@@ -509,27 +509,6 @@ pub async fn counts<C: ConnectionTrait>(
     .collect())
 }
 
-/// Live, unexpired items expiring before `before`.
-///
-/// # Errors
-/// On a database error.
-pub async fn count_expiring<C: ConnectionTrait>(
-    db: &C,
-    organization_id: Uuid,
-    now: DateTime<Utc>,
-    before: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    use sea_orm::PaginatorTrait;
-    evidence_item::Entity::find()
-        .filter(evidence_item::Column::OrganizationId.eq(organization_id))
-        .filter(evidence_item::Column::DeletedAt.is_null())
-        .filter(evidence_item::Column::Status.ne("expired"))
-        .filter(evidence_item::Column::ExpiresAt.gt(now))
-        .filter(evidence_item::Column::ExpiresAt.lt(before))
-        .count(db)
-        .await
-}
-
 /// Controls covered by approved, unexpired evidence, per framework: one query.
 /// `framework_ids` empty means every framework the organisation has evidence in.
 ///
@@ -684,20 +663,6 @@ async fn ids<C: ConnectionTrait>(db: &C, text: &str, org: Uuid) -> Result<Vec<Uu
             .map(|r| r.id)
             .collect(),
     )
-}
-
-/// The text extracted from a version, if any.
-///
-/// # Errors
-/// On a database error.
-pub async fn extracted_text<C: ConnectionTrait>(
-    db: &C,
-    evidence_id: Uuid,
-    version: i32,
-) -> Result<Option<String>, DbErr> {
-    Ok(find_version(db, evidence_id, version)
-        .await?
-        .and_then(|v| v.extracted_text))
 }
 
 /// Live, unexpired items expiring before `before`, soonest first.

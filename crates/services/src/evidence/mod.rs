@@ -1123,7 +1123,9 @@ impl Evidence {
             *by_type.entry(kind).or_default() += n;
         }
         let expiring_30d =
-            repo::count_expiring(&self.db, org, now, now + chrono::Duration::days(30)).await?;
+            repo::expiring_and_pending(&self.db, org, now, now + chrono::Duration::days(30))
+                .await?
+                .0;
         let covered = repo::coverage(&self.db, org, now).await?;
         let mut frameworks: Vec<Uuid> = repo::assessed_frameworks(&self.db, org).await?;
         frameworks.extend(repo::linked_frameworks(&self.db, org).await?);
