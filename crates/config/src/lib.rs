@@ -274,13 +274,40 @@ impl fmt::Debug for AuthSettings {
     }
 }
 
-/// Outbound AI provider credentials.
+/// Outbound AI providers: credentials, endpoints, models, preference and patience.
+/// A provider without its key (or, for Ollama, its URL) is not used; the offline
+/// engine always answers last.
 #[derive(Clone, Default)]
 pub struct AiSettings {
     pub openai_api_key: Option<SecretString>,
     pub google_api_key: Option<SecretString>,
     pub anthropic_api_key: Option<SecretString>,
+    /// `OPENAI_MODEL`, `ANTHROPIC_MODEL`, `GEMINI_MODEL`, `OLLAMA_MODEL`: `None` keeps
+    /// each provider's default.
+    pub openai_model: Option<String>,
+    pub anthropic_model: Option<String>,
+    pub gemini_model: Option<String>,
+    pub ollama_model: Option<String>,
+    /// `OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`, `GEMINI_BASE_URL`: for proxies,
+    /// compatible services and tests.
+    pub openai_base_url: Option<url::Url>,
+    pub anthropic_base_url: Option<url::Url>,
+    pub gemini_base_url: Option<url::Url>,
+    /// `OLLAMA_URL`: a local Ollama server; unset, Ollama is not used.
+    pub ollama_url: Option<url::Url>,
+    /// `AI_PROVIDERS`: the preference order.
+    pub providers: Vec<String>,
+    /// `AI_TIMEOUT_SECONDS`: the longest one call may take.
+    pub timeout: Duration,
+    /// `AI_MAX_RETRIES`: retries of a call that failed with 429, 5xx or a timeout.
+    pub max_retries: u32,
+    /// `AI_PRICES`: overrides of the price table, e.g.
+    /// `openai:gpt-4o-mini=0.15/0.60` (USD per million input/output tokens).
+    pub prices: Option<String>,
 }
+
+/// The providers `AI_PROVIDERS` may name.
+pub const AI_PROVIDERS: [&str; 4] = ["openai", "anthropic", "gemini", "ollama"];
 
 impl fmt::Debug for AiSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -288,7 +315,14 @@ impl fmt::Debug for AiSettings {
             .field("openai", &self.openai_api_key.is_some())
             .field("google", &self.google_api_key.is_some())
             .field("anthropic", &self.anthropic_api_key.is_some())
-            .finish()
+            .field(
+                "ollama_url",
+                &self.ollama_url.as_ref().map(url::Url::as_str),
+            )
+            .field("providers", &self.providers)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
     }
 }
 
@@ -456,6 +490,8 @@ impl Settings {
     /// # Errors
     /// A [`ConfigError`] naming the first invalid setting.
     pub fn from_raw(raw: RawSettings) -> Result<Self, ConfigError> {
+        // Read first: the checks below move fields out of `raw`.
+        let ai = ai_settings(&raw)?;
         let environment = Environment::parse(&raw.environment.0).ok_or_else(|| {
             ConfigError::invalid(
                 "ENVIRONMENT",
@@ -695,11 +731,7 @@ impl Settings {
                 secret_key: non_empty(raw.secret_key).map(SecretString::from),
                 session_cache: Duration::from_millis(raw.session_cache_ms),
             },
-            ai: AiSettings {
-                openai_api_key: non_empty(raw.openai_api_key).map(SecretString::from),
-                google_api_key: non_empty(raw.google_api_key).map(SecretString::from),
-                anthropic_api_key: non_empty(raw.anthropic_api_key).map(SecretString::from),
-            },
+            ai,
             uploads: UploadSettings {
                 max_upload_size: raw.max_upload_size,
                 allowed_extensions,
@@ -808,6 +840,71 @@ fn figment_error(err: figment::Error) -> ConfigError {
         setting,
         message: format!("{}{origin}", err.kind),
     }
+}
+
+/// The AI settings, checked: URLs must be http(s), provider names known, the
+/// timeout between 1 and 600 seconds and retries at most 10.
+fn ai_settings(raw: &RawSettings) -> Result<AiSettings, ConfigError> {
+    let url = |name: &str, v: &Option<raw::Text>| -> Result<Option<url::Url>, ConfigError> {
+        let Some(text) = non_empty(v.clone()) else {
+            return Ok(None);
+        };
+        url::Url::parse(&text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .map(Some)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    name,
+                    format!("`{text}` is not a URL such as http://127.0.0.1:11434"),
+                )
+            })
+    };
+    let mut providers = Vec::new();
+    for p in &raw.ai_providers.0 {
+        let p = p.trim().to_ascii_lowercase();
+        if p.is_empty() || p == "offline" {
+            continue; // offline always answers last
+        }
+        if !AI_PROVIDERS.contains(&p.as_str()) {
+            return Err(ConfigError::invalid(
+                "AI_PROVIDERS",
+                format!(
+                    "`{p}` is not a provider; use some of {}",
+                    AI_PROVIDERS.join(", ")
+                ),
+            ));
+        }
+        if !providers.contains(&p) {
+            providers.push(p);
+        }
+    }
+    if !(1..=600).contains(&raw.ai_timeout_seconds) {
+        return Err(ConfigError::invalid(
+            "AI_TIMEOUT_SECONDS",
+            "must be from 1 to 600",
+        ));
+    }
+    if raw.ai_max_retries > 10 {
+        return Err(ConfigError::invalid("AI_MAX_RETRIES", "must be at most 10"));
+    }
+    Ok(AiSettings {
+        openai_api_key: non_empty(raw.openai_api_key.clone()).map(SecretString::from),
+        google_api_key: non_empty(raw.google_api_key.clone()).map(SecretString::from),
+        anthropic_api_key: non_empty(raw.anthropic_api_key.clone()).map(SecretString::from),
+        openai_model: non_empty(raw.openai_model.clone()),
+        anthropic_model: non_empty(raw.anthropic_model.clone()),
+        gemini_model: non_empty(raw.gemini_model.clone()),
+        ollama_model: non_empty(raw.ollama_model.clone()),
+        openai_base_url: url("OPENAI_BASE_URL", &raw.openai_base_url)?,
+        anthropic_base_url: url("ANTHROPIC_BASE_URL", &raw.anthropic_base_url)?,
+        gemini_base_url: url("GEMINI_BASE_URL", &raw.gemini_base_url)?,
+        ollama_url: url("OLLAMA_URL", &raw.ollama_url)?,
+        providers,
+        timeout: Duration::from_secs(raw.ai_timeout_seconds),
+        max_retries: raw.ai_max_retries,
+        prices: non_empty(raw.ai_prices.clone()),
+    })
 }
 
 /// Local files unless a bucket is named; an endpoint or region without a bucket is a

@@ -56,6 +56,18 @@ pub const KNOWN_KEYS: &[&str] = &[
     "S3_BUCKET",
     "S3_ENDPOINT",
     "S3_REGION",
+    "OPENAI_MODEL",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_MODEL",
+    "GEMINI_BASE_URL",
+    "OLLAMA_URL",
+    "OLLAMA_MODEL",
+    "AI_PROVIDERS",
+    "AI_TIMEOUT_SECONDS",
+    "AI_MAX_RETRIES",
+    "AI_PRICES",
 ];
 
 /// Raw, unvalidated settings. Defaults here are the development defaults.
@@ -107,6 +119,18 @@ pub struct RawSettings {
     pub s3_bucket: Option<Text>,
     pub s3_endpoint: Option<Text>,
     pub s3_region: Option<Text>,
+    pub openai_model: Option<Text>,
+    pub openai_base_url: Option<Text>,
+    pub anthropic_model: Option<Text>,
+    pub anthropic_base_url: Option<Text>,
+    pub gemini_model: Option<Text>,
+    pub gemini_base_url: Option<Text>,
+    pub ollama_url: Option<Text>,
+    pub ollama_model: Option<Text>,
+    pub ai_providers: List,
+    pub ai_timeout_seconds: u64,
+    pub ai_max_retries: u32,
+    pub ai_prices: Option<Text>,
 }
 
 impl Default for RawSettings {
@@ -164,6 +188,22 @@ impl Default for RawSettings {
             s3_bucket: None,
             s3_endpoint: None,
             s3_region: None,
+            openai_model: None,
+            openai_base_url: None,
+            anthropic_model: None,
+            anthropic_base_url: None,
+            gemini_model: None,
+            gemini_base_url: None,
+            ollama_url: None,
+            ollama_model: None,
+            ai_providers: List(
+                ["openai", "anthropic", "gemini", "ollama"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ai_timeout_seconds: 30,
+            ai_max_retries: 2,
+            ai_prices: None,
         }
     }
 }

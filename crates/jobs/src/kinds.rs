@@ -5,6 +5,7 @@ use ruleiq_services::{
     dashboard::Dashboard,
     evidence::{EXPIRE_JOB, EXTRACT_JOB, SWEEP_JOB, jobs::Upkeep},
     jobs::{Attempt, JobHandler},
+    policies::{GENERATE_JOB, GenerateJob, PolicyWriter},
 };
 use serde::Deserialize;
 use std::{collections::HashMap, sync::Arc};
@@ -143,7 +144,11 @@ impl JobHandler for EvidenceSweepHandler {
 
 /// The handlers of every kind, for the jobs service.
 #[must_use]
-pub fn handlers(dashboard: Dashboard, upkeep: Upkeep) -> HashMap<String, Arc<dyn JobHandler>> {
+pub fn handlers(
+    dashboard: Dashboard,
+    upkeep: Upkeep,
+    policies: PolicyWriter,
+) -> HashMap<String, Arc<dyn JobHandler>> {
     let mut map: HashMap<String, Arc<dyn JobHandler>> = HashMap::new();
     map.insert(CANARY.to_owned(), Arc::new(CanaryHandler));
     map.insert(
@@ -159,5 +164,39 @@ pub fn handlers(dashboard: Dashboard, upkeep: Upkeep) -> HashMap<String, Arc<dyn
         Arc::new(EvidenceExpireHandler(upkeep.clone())),
     );
     map.insert(SWEEP_JOB.to_owned(), Arc::new(EvidenceSweepHandler(upkeep)));
+    map.insert(
+        GENERATE_JOB.to_owned(),
+        Arc::new(PolicyGenerateHandler(policies)),
+    );
     map
+}
+
+/// Writes a policy from its template (and a model, when one is configured and
+/// affordable). Idempotent: a policy that is no longer pending is left alone. After
+/// the last failed attempt the policy is marked `failed` with the reason, so it does
+/// not look pending for ever.
+#[derive(Debug)]
+pub struct PolicyGenerateHandler(pub PolicyWriter);
+
+#[async_trait]
+impl JobHandler for PolicyGenerateHandler {
+    async fn run(
+        &self,
+        attempt: Attempt,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let job: GenerateJob = serde_json::from_value(payload)
+            .map_err(|e| format!("bad policy generation payload: {e}"))?;
+        match self.0.run_generation(job.clone()).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if attempt.number >= attempt.max_attempts
+                    && let Err(db) = self.0.generation_failed(&job, &e).await
+                {
+                    tracing::error!(error = %db, "could not mark a policy's generation failed");
+                }
+                Err(e)
+            }
+        }
+    }
 }

@@ -17,6 +17,8 @@ mod m20261126_000008_create_assessments;
 mod m20261126_000009_create_plans;
 mod m20261126_000010_create_readiness_snapshots;
 mod m20261126_000011_create_evidence;
+mod m20261127_000012_create_policies;
+mod m20261127_000013_create_ai;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -39,6 +41,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_create_plans::Migration),
             Box::new(m20261126_000010_create_readiness_snapshots::Migration),
             Box::new(m20261126_000011_create_evidence::Migration),
+            Box::new(m20261127_000012_create_policies::Migration),
+            Box::new(m20261127_000013_create_ai::Migration),
         ]
     }
 }

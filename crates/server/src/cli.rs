@@ -533,6 +533,8 @@ fn content_check(dir: Option<&std::path::Path>) -> Result<(), Failure> {
         None => content::embedded_files(),
     };
     let library = content::load(&files).map_err(|e| Failure::Failed(e.to_string()))?;
+    let templates = ruleiq_services::policies::templates::check(&files, &library)
+        .map_err(|e| Failure::Failed(e.to_string()))?;
     for f in &library.frameworks {
         println!(
             "ok   {:<18} {:>4} controls  {} (content v{})",
@@ -550,6 +552,15 @@ fn content_check(dir: Option<&std::path::Path>) -> Result<(), Failure> {
             .mappings
             .iter()
             .map(|m| m.mappings.len())
+            .sum::<usize>()
+    );
+    println!(
+        "ok   {} policy templates ({} control links)",
+        templates.len(),
+        templates
+            .iter()
+            .flat_map(|t| &t.controls)
+            .map(|c| c.refs.len())
             .sum::<usize>()
     );
     Ok(())

@@ -51,6 +51,8 @@ pub enum StartupError {
     MissingSecret(&'static str),
     #[error("cannot open file storage: {0}")]
     Storage(String),
+    #[error("cannot set up the AI providers: {0}")]
+    Ai(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -68,6 +70,9 @@ pub struct Components {
     pub audit: Audit,
     pub evidence: Evidence,
     pub upkeep: Upkeep,
+    pub ai: ruleiq_services::ai::AiService,
+    pub policies: ruleiq_services::policies::Policies,
+    pub chat: ruleiq_services::chat::Chat,
 }
 
 impl Components {
@@ -100,6 +105,15 @@ impl Components {
             audit.clone(),
             clock.clone(),
         );
+        let ai =
+            ruleiq_services::ai::AiService::from_settings(db.clone(), &settings.ai, clock.clone())
+                .map_err(StartupError::Ai)?;
+        let writer = ruleiq_services::policies::PolicyWriter::new(
+            db.clone(),
+            ai.clone(),
+            search.clone(),
+            clock.clone(),
+        );
         let jobs = Jobs::new(
             db.clone(),
             Arc::new(queue.clone()),
@@ -107,9 +121,14 @@ impl Components {
             ruleiq_jobs::kinds::handlers(
                 ruleiq_services::dashboard::Dashboard::new(db.clone(), clock.clone()),
                 upkeep.clone(),
+                writer.clone(),
             ),
             RetryPolicy::default(),
         );
+        let policies =
+            ruleiq_services::policies::Policies::new(writer, jobs.clone(), audit.clone());
+        let chat =
+            ruleiq_services::chat::Chat::new(db.clone(), ai.clone(), search.clone(), clock.clone());
         let evidence = Evidence::new(
             db.clone(),
             store,
@@ -131,6 +150,9 @@ impl Components {
             audit,
             evidence,
             upkeep,
+            ai,
+            policies,
+            chat,
         })
     }
 
@@ -345,6 +367,9 @@ impl Application {
                 components.clock.clone(),
             ),
             evidence: components.evidence.clone(),
+            policies: components.policies.clone(),
+            chat: components.chat.clone(),
+            ai: components.ai.clone(),
             search,
             limiter,
             metrics: Metrics::new(),

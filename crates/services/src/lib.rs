@@ -1,9 +1,11 @@
 //! Business rules, one module per domain. Handlers call one method here; these call
 //! repositories in `ruleiq-db` and enqueue work through the [`jobs::JobQueue`] trait.
 
+pub mod ai;
 pub mod assessments;
 pub mod audit;
 pub mod cache;
+pub mod chat;
 pub mod dashboard;
 pub mod demo;
 pub mod evidence;
@@ -12,7 +14,9 @@ pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod monitoring;
+pub mod paging;
 pub mod plans;
+pub mod policies;
 pub mod profiles;
 pub mod ratelimit;
 pub mod search;

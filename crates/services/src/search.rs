@@ -175,6 +175,52 @@ pub trait SearchIndex: Send + Sync + std::fmt::Debug {
         organization_id: Option<Uuid>,
         query: &SearchQuery,
     ) -> Result<Vec<SearchHit>, DbErr>;
+    /// Passages for the assistant: documents of the library and of this organisation
+    /// (never another's) matching any of the question's words, best first, whole.
+    async fn retrieve(
+        &self,
+        organization_id: Uuid,
+        question: &str,
+        limit: usize,
+    ) -> Result<Vec<Passage>, DbErr>;
+}
+
+/// A document the assistant may quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passage {
+    pub kind: SearchKind,
+    pub id: Uuid,
+    pub framework_slug: Option<String>,
+    pub title: String,
+    pub body: String,
+}
+
+/// Words too common to say what a question is about.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "do", "does", "for",
+    "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my", "need", "of",
+    "on", "or", "our", "should", "so", "that", "the", "their", "them", "there", "this", "to", "us",
+    "we", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your",
+];
+
+/// The content words of a question, as search terms (at most [`MAX_TERMS`]).
+#[must_use]
+pub fn question_terms(question: &str) -> Vec<String> {
+    let mut terms: Vec<String> = Vec::new();
+    for word in words(&normalise(question)) {
+        if word.chars().count() < 2 || STOP_WORDS.contains(&word) {
+            continue;
+        }
+        // "passwords" finds "password": terms match the words they begin.
+        let stem = word
+            .strip_suffix('s')
+            .filter(|s| s.len() >= 4)
+            .unwrap_or(word);
+        if !terms.iter().any(|t| t == stem) && terms.len() < MAX_TERMS {
+            terms.push(stem.to_owned());
+        }
+    }
+    terms
 }
 
 /// The index in the `search_documents` table, searched in memory. Each server instance
@@ -406,6 +452,68 @@ impl SearchIndex for DbSearchIndex {
             })
             .collect())
     }
+    async fn retrieve(
+        &self,
+        organization_id: Uuid,
+        question: &str,
+        limit: usize,
+    ) -> Result<Vec<Passage>, DbErr> {
+        let terms = question_terms(question);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let revision =
+            crate::frameworks::current_revision(&self.db, &self.revisions, Some(organization_id))
+                .await?;
+        let library = self
+            .scope(
+                None,
+                format!("{}/{}", revision.library, revision.library_imports),
+            )
+            .await?;
+        let own = self
+            .scope(Some(organization_id), revision.organization.clone())
+            .await?;
+        // More of the question's words first; then relevance; then title, so the
+        // same question always retrieves the same passages in the same order.
+        let mut hits: Vec<(usize, u32, &Doc)> = found_any(&library, &terms)
+            .into_iter()
+            .chain(found_any(&own, &terms))
+            .map(|(n, d)| (n, score(&terms, &d.lower_title, &d.lower_body), d))
+            .collect();
+        hits.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(b.1.cmp(&a.1))
+                .then_with(|| a.2.title.cmp(&b.2.title))
+                .then_with(|| a.2.subject_id.cmp(&b.2.subject_id))
+        });
+        hits.truncate(limit);
+        Ok(hits
+            .into_iter()
+            .map(|(_, _, d)| Passage {
+                kind: d.kind,
+                id: d.subject_id,
+                framework_slug: d.framework_slug.clone(),
+                title: d.title.clone(),
+                body: d.body.clone(),
+            })
+            .collect())
+    }
+}
+
+/// The documents of `scope` containing any of the terms, each with how many of the
+/// terms it contains.
+fn found_any<'a>(scope: &'a Scope, terms: &[String]) -> Vec<(usize, &'a Doc)> {
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for t in terms {
+        for d in scope.matching(std::slice::from_ref(t)) {
+            *counts.entry(d).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter_map(|(i, n)| scope.docs.get(i as usize).map(|d| (n, d)))
+        .collect()
 }
 
 /// Relevance: a match in the title counts far more than one in the body, an exact

@@ -127,6 +127,7 @@ pub fn test_raw_settings(db: &TestDatabase) -> RawSettings {
         // tests set their own.
         auth_rate_limit_per_minute: 100_000,
         rate_limit_per_minute: 100_000,
+        ai_rate_limit_per_minute: 100_000,
         job_queue_name: text(&format!("test-{}", uuid::Uuid::new_v4().simple())),
         ..RawSettings::default()
     }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cache;
 pub mod extract;
+pub mod markdown;
 pub mod metrics;
 pub mod middleware;
 pub mod problem;

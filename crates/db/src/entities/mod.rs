@@ -1,10 +1,14 @@
 //! SeaORM entities, one module per table.
 
+pub mod ai_budget;
+pub mod ai_usage;
 pub mod answer;
 pub mod assessment;
 pub mod audit_chain_head;
 pub mod audit_entry;
 pub mod business_profile;
+pub mod chat_conversation;
+pub mod chat_message;
 pub mod content_import;
 pub mod control;
 pub mod control_mapping;
@@ -21,6 +25,9 @@ pub mod organization;
 pub mod password_reset;
 pub mod plan;
 pub mod plan_task;
+pub mod policy;
+pub mod policy_control;
+pub mod policy_version;
 pub mod question;
 pub mod question_control;
 pub mod readiness_snapshot;

@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 11 migration(s); 0 pending"),
+        run.stdout.contains("applied 13 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -165,18 +165,17 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("rolled back 1 migration(s); 10 applied")
+            .contains("rolled back 1 migration(s); 12 applied")
     );
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261126_000010_create_readiness_snapshots"),
+            .contains("applied  m20261127_000012_create_policies"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout
-            .contains("pending  m20261126_000011_create_evidence"),
+        run.stdout.contains("pending  m20261127_000013_create_ai"),
         "{}",
         run.stdout
     );
@@ -523,6 +522,41 @@ async fn content_check_names_the_file_line_and_field_of_a_mistake() {
     let run = ruleiq(&db, &["content", "check"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("ok   iso27001-2022"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("ok   14 policy templates"),
+        "{}",
+        run.stdout
+    );
+
+    // A policy template naming a control that does not exist is refused by name.
+    let copy = db.dir.path().join("copy");
+    for sub in ["frameworks", "mappings", "policies"] {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../content")
+            .join(sub);
+        std::fs::create_dir_all(copy.join(sub)).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, copy.join(sub).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../content/questions.yaml"),
+        copy.join("questions.yaml"),
+    )
+    .unwrap();
+    let backup = copy.join("policies/backup.yaml");
+    let text =
+        std::fs::read_to_string(&backup)
+            .unwrap()
+            .replacen("refs: [", "refs: [\"Z.99\", ", 1);
+    std::fs::write(&backup, text).unwrap();
+    let run = ruleiq(&db, &["content", "check", copy.to_str().unwrap()], &[]);
+    assert_clean_failure(
+        &run,
+        1,
+        "content/policies/backup.yaml: controls[0].refs: `Z.99`",
+    );
 
     let content = db.dir.path().join("content");
     let frameworks = content.join("frameworks");

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod assessments;
+mod assistant;
 mod browser;
 mod cli;
 mod evidence;
@@ -16,6 +17,7 @@ mod jobs;
 mod members;
 mod migrations;
 mod plans;
+mod policies;
 mod query_counts;
 mod ratelimit;
 mod recovery;

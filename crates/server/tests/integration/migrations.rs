@@ -33,6 +33,13 @@ const TABLES: &[&str] = &[
     "evidence_versions",
     "evidence_controls",
     "evidence_events",
+    "policies",
+    "policy_versions",
+    "policy_controls",
+    "ai_usage",
+    "ai_budgets",
+    "chat_conversations",
+    "chat_messages",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {

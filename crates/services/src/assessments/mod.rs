@@ -457,7 +457,7 @@ impl Assessments {
 
     /// Readiness per framework from each framework's latest completed assessment:
     /// 0.5 × assessment score + 0.3 × evidence coverage + 0.2 × policy coverage
-    /// (API.md). Evidence and policies count as zero until their tables exist.
+    /// (API.md). Evidence counts when approved and unexpired, policies when approved.
     ///
     /// # Errors
     /// On a database error.
@@ -470,8 +470,9 @@ impl Assessments {
             .collect())
     }
 
-    /// Each assessed framework's readiness with the results it came from: four
-    /// queries (assessments, frameworks, evidence coverage, control counts), however
+    /// Each assessed framework's readiness with the results it came from: five
+    /// queries (assessments, frameworks, evidence coverage, control counts, policy
+    /// coverage), however
     /// many assessments, answers and evidence items there are.
     ///
     /// # Errors
@@ -502,17 +503,16 @@ impl Assessments {
             .into_iter()
             .map(|f| (f.id, f))
             .collect();
-        let coverage =
+        let (coverage, totals) =
             crate::evidence::coverage(&self.db, org.as_uuid(), &ids, self.clock.now()).await?;
+        let policies = crate::policies::coverage(&self.db, org.as_uuid(), &totals).await?;
         let mut out = Vec::with_capacity(latest.len());
         for (a, completed_at, results) in latest {
             let Some(f) = frameworks.get(&a.framework_id).cloned() else {
                 continue;
             };
-            // Policies arrive with their own issue; until their table exists no
-            // control is covered by one.
             let evidence = coverage.get(&f.id).copied().unwrap_or(0.0);
-            let policy = 0.0;
+            let policy = policies.get(&f.id).copied().unwrap_or(0.0);
             let readiness =
                 ((0.5 * results.score + 0.3 * evidence + 0.2 * policy) * 10.0).round() / 10.0;
             out.push((

@@ -1178,19 +1178,28 @@ pub async fn coverage(
     org: Uuid,
     framework_ids: &[Uuid],
     now: DateTime<Utc>,
-) -> Result<BTreeMap<Uuid, f64>, DbErr> {
+) -> Result<(BTreeMap<Uuid, f64>, BTreeMap<Uuid, i64>), DbErr> {
     let covered: BTreeMap<Uuid, i64> = repo::coverage(db, org, now).await?.into_iter().collect();
-    let totals = repo::control_totals(db, framework_ids).await?;
-    Ok(totals
+    let totals: BTreeMap<Uuid, i64> = repo::control_totals(db, framework_ids)
+        .await?
         .into_iter()
-        .filter(|(_, total)| *total > 0)
+        .collect();
+    Ok((share(&covered, &totals), totals))
+}
+
+/// Covered controls as a percentage of each framework's, to one decimal place.
+#[must_use]
+pub fn share(covered: &BTreeMap<Uuid, i64>, totals: &BTreeMap<Uuid, i64>) -> BTreeMap<Uuid, f64> {
+    totals
+        .iter()
+        .filter(|(_, total)| **total > 0)
         .map(|(f, total)| {
-            let n = covered.get(&f).copied().unwrap_or(0).min(total);
+            let n = covered.get(f).copied().unwrap_or(0).min(*total);
             #[allow(clippy::cast_precision_loss)]
-            let share = (n as f64 / total as f64 * 1000.0).round() / 10.0;
-            (f, share)
+            let share = (n as f64 / *total as f64 * 1000.0).round() / 10.0;
+            (*f, share)
         })
-        .collect())
+        .collect()
 }
 
 /// The search entry of an item: its title, description, file name or address, and
@@ -1435,19 +1444,12 @@ fn check_dates(
 }
 
 fn cursor_of(at: DateTime<Utc>, id: Uuid) -> String {
-    format!("{}_{}", at.timestamp_micros(), id.simple())
+    crate::paging::encode(at, id)
 }
 
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), EvidenceError> {
-    let bad = || invalid("cursor", "is not a cursor this server gave out");
-    let (micros, id) = c.split_once('_').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::<Utc>::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok((at, id))
+    crate::paging::decode(c)
+        .ok_or_else(|| invalid("cursor", "is not a cursor this server gave out"))
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ pub fn files_in(dir: &Path) -> Result<Vec<SourceFile>, ContentError> {
         field: String::new(),
         message: format!("cannot be read: {e}"),
     };
-    for sub in ["", "frameworks", "mappings"] {
+    for sub in ["", "frameworks", "mappings", "policies"] {
         let d = dir.join(sub);
         if !d.is_dir() {
             continue;

@@ -118,6 +118,11 @@ async fn dashboard(
         )
         .await
         .map_err(ApiError::internal)?;
+    let spend = state
+        .ai
+        .month_to_date(permit.organization_id().as_uuid(), s.today)
+        .await
+        .map_err(ApiError::internal)?;
     let group = |count: u64, items: Vec<ruleiq_services::plans::TaskView>| TaskGroup {
         count,
         items: items.into_iter().map(TaskResponse::from).collect(),
@@ -160,7 +165,7 @@ async fn dashboard(
             })
             .collect(),
         pending_approvals: Some(s.pending_approvals),
-        ai_spend_this_month_usd: None,
+        ai_spend_this_month_usd: rust_decimal::prelude::ToPrimitive::to_f64(&spend),
         recent_activity: s.recent_activity.map(|entries| {
             entries
                 .into_iter()

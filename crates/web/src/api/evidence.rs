@@ -734,7 +734,11 @@ pub struct Decision {
 }
 
 /// A decision's body is optional: none at all, or a JSON object.
-async fn optional_body(state: &AppState, request: Request) -> Result<Option<Decision>, ApiError> {
+/// A JSON body that may be absent (empty, or only whitespace).
+pub(crate) async fn optional_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    request: Request,
+) -> Result<Option<T>, ApiError> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, state.settings.server.max_json_body_size)
         .await
@@ -746,8 +750,7 @@ async fn optional_body(state: &AppState, request: Request) -> Result<Option<Deci
     }
     let request = Request::from_parts(parts, Body::from(bytes));
     let ApiJson(d) =
-        <ApiJson<Decision> as axum::extract::FromRequest<AppState>>::from_request(request, state)
-            .await?;
+        <ApiJson<T> as axum::extract::FromRequest<AppState>>::from_request(request, state).await?;
     Ok(Some(d))
 }
 

@@ -1,8 +1,10 @@
 //! The JSON API: one module per domain, each with its own `router()`.
 
+pub mod ai;
 pub mod assessments;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod dashboard;
 pub mod evidence;
 pub mod frameworks;
@@ -10,6 +12,7 @@ pub mod health;
 pub mod jobs;
 pub mod organization;
 pub mod plans;
+pub mod policies;
 pub mod profiles;
 pub mod rbac;
 pub mod search;
@@ -71,6 +74,9 @@ use crate::{
         (name = "plans", description = "Implementation plans: gaps as dated, assignable tasks"),
         (name = "dashboard", description = "Where the organisation stands and what needs doing"),
         (name = "evidence", description = "Evidence files and links: uploads, versions, controls, approval and expiry"),
+        (name = "policies", description = "Policies: templates, generation, versions, approval and export"),
+        (name = "assistant", description = "The compliance assistant: conversations, streamed answers with citations, question help"),
+        (name = "ai", description = "AI providers, spending, usage and budgets"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -106,6 +112,9 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(plans::router())
         .merge(dashboard::router())
         .merge(evidence::router())
+        .merge(policies::router())
+        .merge(chat::router())
+        .merge(ai::router())
         .merge(health::router())
         .merge(auth::router())
         .merge(rbac::router())
@@ -266,12 +275,30 @@ fn cors_layer(origins: &[String], credentials: bool) -> CorsLayer {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = state.metrics.render();
+    // The AI providers' circuit breakers, read at scrape time: 0 closed (in use),
+    // 1 half open (being retried), 2 open (failing; skipped).
+    body.push_str(
+        "# HELP ruleiq_ai_provider_state Circuit breaker of each AI provider: 0 closed, 1 half open, 2 open.\n\
+         # TYPE ruleiq_ai_provider_state gauge\n",
+    );
+    for p in ai::provider_statuses(&state) {
+        let value = match p.state.as_str() {
+            "open" => 2,
+            "half_open" => 1,
+            _ => 0,
+        };
+        body.push_str(&format!(
+            "ruleiq_ai_provider_state{{provider=\"{}\",configured=\"{}\"}} {value}\n",
+            p.name, p.configured
+        ));
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(),
+        body,
     )
         .into_response()
 }
