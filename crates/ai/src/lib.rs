@@ -12,6 +12,13 @@
 //!   fence that the text itself cannot close (see [`prompt`]);
 //! - the crate touches no database: callers pass retrieved [`Source`]s in, and
 //!   record [`Usage`] and its [`pricing`] themselves.
+//!
+//! A departure from DESIGN.md, which names the `genai` crate behind this trait: the
+//! four wire formats are spoken here directly over reqwest instead, because retries,
+//! breakers and their tests need what a general client hides — each provider's raw
+//! status, its `Retry-After`, its error body, and a stream read chunk by chunk so a
+//! connection that drops part-way is seen as such. The trait is unchanged, so a
+//! provider built on `genai` could still be added beside these.
 
 mod ai;
 mod error;

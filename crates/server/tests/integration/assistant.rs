@@ -8,7 +8,7 @@ use ruleiq_test_support::{TestApp, text};
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
-    matchers::{header, method, path},
+    matchers::{body_string_contains, header, method, path},
 };
 
 use crate::{
@@ -461,6 +461,68 @@ async fn a_remote_provider_is_grounded_costed_budgeted_and_never_sees_another_te
         "{usage}"
     );
 
+    // A policy tailored by the model keeps its provenance; the requester may not
+    // approve it.
+    let tailored = format!(
+        "## Purpose\n\n{}\n\n## Rules\n\n{}\n",
+        "Ann Ltd keeps access to what each role needs. ".repeat(40),
+        "Accounts must use multi-factor authentication. ".repeat(40)
+    );
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_string_contains("Adapt the draft policy"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion(&tailored)))
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    let (status, _) = send(
+        &app,
+        Method::PUT,
+        "/ai/budget",
+        &ann.token,
+        Some(json!({"daily_limit_usd": null, "hard_limit": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let p = crate::policies::generate(&app, &ann, "access_control").await;
+    assert_eq!(p["generated_by"]["provider"], "openai", "{p}");
+    assert_eq!(p["generated_by"]["model"], "gpt-4o-mini");
+    assert!(
+        p["content_markdown"]
+            .as_str()
+            .unwrap()
+            .contains("Accounts must use multi-factor")
+    );
+    let sent = mock.received_requests().await.unwrap();
+    let last = String::from_utf8_lossy(&sent.last().unwrap().body).to_string();
+    assert!(
+        last.contains("Ann Ltd"),
+        "the draft, filled from the profile, was sent"
+    );
+    let id = p["id"].as_str().unwrap();
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/policies/{id}/submit"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/policies/{id}/approve"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the member who asked for it may not approve it"
+    );
+
     // Eve's ledger is her own.
     let (_, theirs) = send(
         &app,
@@ -514,6 +576,17 @@ async fn a_wrong_key_and_a_dropped_stream_still_answer_and_say_so() {
         !answer.to_string().contains("sk-wrong"),
         "the key never leaks"
     );
+    // The ledger keeps the failure with the call the offline engine answered.
+    let (_, summary) = send(
+        &app,
+        Method::GET,
+        "/ai/cost/daily-summary",
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(summary["errors"], 1, "{summary}");
+    assert_eq!(summary["by_provider"][0]["key"], "offline");
     let (_, providers) = send(&app, Method::GET, "/ai/providers", &ann.token, None).await;
     let openai = providers
         .as_array()

@@ -99,10 +99,8 @@ async fn a_policy_is_written_edited_compared_approved_by_another_and_exported() 
         "filled from the organisation"
     );
     assert!(!text.contains("{{"), "no placeholder left: {text}");
-    assert!(
-        p["generated_by"].is_null(),
-        "the offline engine is no model: {p}"
-    );
+    assert_eq!(p["generated_by"]["provider"], "offline", "{p}");
+    assert_eq!(p["generated_by"]["prompt_version"], "policy-2026-11");
     let controls = p["controls"].as_array().unwrap();
     assert!(
         controls

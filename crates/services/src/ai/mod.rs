@@ -186,6 +186,8 @@ impl AiService {
         let latency = started.elapsed();
         let c = answer.completion;
         let cost = nanos(self.prices.cost(answer.provider, &c.model, &c.usage));
+        // A provider that failed before another answered is the call's error.
+        let error = (!answer.notices.is_empty()).then(|| answer.notices.join("; "));
         let mut notices = answer.notices;
         notices.extend(budget_notice);
         let outcome = Outcome {
@@ -198,7 +200,7 @@ impl AiService {
             notices,
             cache_hit: false,
         };
-        self.record(caller, &outcome, latency, None).await?;
+        self.record(caller, &outcome, latency, error).await?;
         // Only whole answers are worth repeating; a fallback answer is not kept, so the
         // next identical question tries the preferred provider again.
         if matches!(outcome.finish, Finish::Stop) && outcome.notices.is_empty() {

@@ -457,6 +457,8 @@ impl Chat {
         tokio::spawn(async move {
             let started = Instant::now();
             let answer = this.ai.engine().stream(&p.request, route).await;
+            // A provider that failed before this one answered is the call's error.
+            let failed_before = (!answer.notices.is_empty()).then(|| answer.notices.join("; "));
             let mut notices = answer.notices;
             notices.extend(budget_notice);
             let mut events = answer.events;
@@ -490,6 +492,7 @@ impl Chat {
                 }
             }
             let cut = error.is_some() || usage.is_none();
+            let ledger_error = error.clone().or(failed_before);
             if cut {
                 notices.push(format!(
                     "This answer was cut short: {} stopped sending part-way{}.",
@@ -513,7 +516,7 @@ impl Chat {
             };
             if let Err(e) = this
                 .ai
-                .record(p.caller, &outcome, started.elapsed(), error)
+                .record(p.caller, &outcome, started.elapsed(), ledger_error)
                 .await
             {
                 tracing::warn!(error = %e, "could not record AI usage");

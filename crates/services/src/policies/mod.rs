@@ -158,8 +158,8 @@ pub struct PolicyView {
     /// Framework slugs.
     pub frameworks: Vec<String>,
     pub controls: Vec<CoveredControl>,
-    /// The model that wrote the first version, if one did; `null` for a policy written
-    /// from a template by the offline engine or by a person.
+    /// What wrote the first version: a remote model, or `offline` (our template filled
+    /// by the offline engine). `null` only while generation is pending.
     pub generated_by: Option<GeneratedBy>,
     pub created_by: Option<Uuid>,
     pub submitted_by: Option<Uuid>,
@@ -1077,8 +1077,7 @@ fn view(row: policy::Model, controls: Vec<repo::CoveredControl>) -> PolicyView {
             row.generated_provider.as_ref(),
             row.generated_model.as_ref(),
             row.prompt_version.as_ref(),
-        )
-        .filter(|g| g.provider != ruleiq_ai::ProviderName::Offline.as_str()),
+        ),
         id: row.id,
         title: row.title,
         policy_type: row.policy_type,
@@ -1153,9 +1152,7 @@ fn document(
     if let Some(d) = date(p.next_review_at) {
         meta.push(("Next review".into(), d));
     }
-    if let (Some(provider), Some(model)) = (&p.generated_provider, &p.generated_model)
-        && provider != ruleiq_ai::ProviderName::Offline.as_str()
-    {
+    if let (Some(provider), Some(model)) = (&p.generated_provider, &p.generated_model) {
         meta.push((
             "First drafted by".into(),
             format!(
