@@ -24,3 +24,4 @@ mod recovery;
 mod ui;
 mod ui_evidence;
 mod ui_journey;
+mod ui_policies;

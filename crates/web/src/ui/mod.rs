@@ -6,7 +6,9 @@
 //! the `ruleiq_csrf` cookie (double submit). One-shot messages travel in a flash cookie.
 
 mod account;
+mod ai_settings;
 mod assessments;
+mod assistant;
 mod auth;
 mod charts;
 mod dashboard;
@@ -14,6 +16,7 @@ mod evidence;
 mod frameworks;
 mod onboarding;
 mod plans;
+mod policies;
 mod recovery;
 
 use askama::Template;
@@ -67,6 +70,9 @@ pub fn router() -> Router<AppState> {
         .merge(assessments::router())
         .merge(plans::router())
         .merge(evidence::router())
+        .merge(policies::router())
+        .merge(assistant::router())
+        .merge(ai_settings::router())
 }
 
 async fn stylesheet() -> Response {
@@ -190,6 +196,8 @@ pub(crate) struct NavUser {
     pub organization: String,
     pub can_manage_users: bool,
     pub can_read_audit: bool,
+    pub can_use_ai: bool,
+    pub can_manage_ai: bool,
 }
 
 impl Viewer {
@@ -210,6 +218,8 @@ impl Viewer {
             organization: a.account.organization_name.clone(),
             can_manage_users: a.principal.can(ruleiq_core::Permission::UsersManage),
             can_read_audit: a.principal.can(ruleiq_core::Permission::AuditRead),
+            can_use_ai: a.principal.can(ruleiq_core::Permission::AiUse),
+            can_manage_ai: a.principal.can(ruleiq_core::Permission::AiManage),
         })
     }
 
