@@ -910,3 +910,60 @@ async fn a_policy_is_written_edited_submitted_approved_by_another_and_exported_i
     author.close().await.ok();
     approver.close().await.ok();
 }
+
+#[tokio::test]
+async fn the_wizard_links_each_question_to_the_assistants_help() {
+    let app = TestApp::spawn().await;
+    let ann_api = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    owner(&app, "eve@example.org", "Eve Ltd").await;
+    let (status, a) = crate::assessments::send(
+        &app,
+        Method::POST,
+        "/assessments",
+        &ann_api.token,
+        Some(serde_json::json!({"framework_id": "cyber-essentials"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let aid = a["id"].as_str().unwrap().to_owned();
+    let (_, qs) = crate::assessments::send(
+        &app,
+        Method::GET,
+        &format!("/assessments/{aid}/questions"),
+        &ann_api.token,
+        None,
+    )
+    .await;
+    let qid = qs["items"][0]["id"].as_str().unwrap().to_owned();
+    let control = qs["items"][0]["controls"][0]["ref"]
+        .as_str()
+        .map(str::to_owned);
+
+    let mut ann = signed_in(&app, "ann@example.co.uk").await;
+    let wizard = ann.get(&format!("/assessments/{aid}")).await;
+    let link = format!("/assessments/{aid}/questions/{qid}/help");
+    assert!(wizard.html.contains(&link), "{}", wizard.html);
+    let help = ann.get(&link).await;
+    assert_eq!(help.status, StatusCode::OK, "{}", help.html);
+    assert!(help.html.contains("Help with a question"));
+    assert!(
+        help.html.contains(r#"href="/controls/"#),
+        "cites a control: {}",
+        help.html
+    );
+    if let Some(r) = control {
+        assert!(help.html.contains(&r), "names the question's control {r}");
+    }
+    // Another organisation's assessment, or a made-up question, is a 404 page.
+    let mut eve = signed_in(&app, "eve@example.org").await;
+    assert_eq!(eve.get(&link).await.status, StatusCode::NOT_FOUND);
+    let made_up = format!("/assessments/{aid}/questions/{}/help", uuid::Uuid::now_v7());
+    assert_eq!(ann.get(&made_up).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        ann.get(&format!("/assessments/{aid}/questions/nope/help"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}

@@ -179,6 +179,8 @@ pub enum ChatEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HelpView {
     pub question_id: Uuid,
+    /// The question's text.
+    pub question: String,
     pub content: String,
     pub citations: Vec<Citation>,
     pub notices: Vec<String>,
@@ -626,6 +628,11 @@ impl Chat {
         let grounded = grounding::ground(&outcome.text, &request.sources).renumbered();
         Ok(HelpView {
             question_id,
+            question: request
+                .messages
+                .first()
+                .map(|m| m.content.clone())
+                .unwrap_or_default(),
             content: grounded.text,
             citations: grounded
                 .cited

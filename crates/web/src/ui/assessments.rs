@@ -414,6 +414,8 @@ struct WizardPage {
     framework_name: String,
     completed: bool,
     can_write: bool,
+    /// Whether the member may ask the assistant for help with a question.
+    can_ask: bool,
     answered: usize,
     total: usize,
     percent: usize,
@@ -567,6 +569,10 @@ async fn wizard_page(
         framework_name: assessment.framework_name,
         completed,
         can_write: !completed && may_write,
+        can_ask: viewer
+            .account
+            .as_ref()
+            .is_some_and(|a| a.principal.can(ruleiq_core::Permission::AiUse)),
         answered: assessment.answered,
         total: assessment.total,
         percent: percent(assessment.answered, assessment.total),

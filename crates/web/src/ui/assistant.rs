@@ -54,6 +54,86 @@ pub(super) fn router() -> Router<AppState> {
         .route("/assistant/{id}/stream", post(stream))
         .route("/assistant/{id}/delete", get(confirm_delete).post(delete))
         .route("/static/assistant.js", get(script))
+        .route("/assessments/{id}/questions/{question}/help", get(help))
+}
+
+#[derive(Template)]
+#[template(path = "assistant/help.html")]
+struct HelpPage {
+    chrome: Chrome,
+    assessment_id: Uuid,
+    question: MessageRow,
+    answer: MessageRow,
+}
+
+/// Help with one assessment question, from the wizard: what it asks, what a good
+/// answer looks like, and what would show it, citing the question's controls. A
+/// plain link (opened beside the wizard), so it needs no script; repeated, it is
+/// answered from the cache.
+async fn help(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((id, question)): Path<(String, String)>,
+) -> Response {
+    let permit = match user_of(&viewer) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let missing = || {
+        not_found(
+            &viewer,
+            "There is no such question in your organisation's assessments.",
+            "/assessments",
+            "your assessments",
+        )
+    };
+    let (Ok(id), Ok(question)) = (id.parse::<Uuid>(), question.parse::<Uuid>()) else {
+        return missing();
+    };
+    if let Err(retry) = within_limit(&state, permit.principal().user_id.as_uuid()).await {
+        let (_, message) = too_many(retry);
+        return forbidden(
+            &viewer,
+            &message,
+            &format!("/assessments/{id}"),
+            "the assessment",
+        );
+    }
+    let h = match state.chat.help(&permit, id, question).await {
+        Ok(h) => h,
+        Err(ChatError::NotFound(_)) => return missing(),
+        Err(e) => return failed(&viewer, e),
+    };
+    let now = chrono::Utc::now();
+    let as_message = |role: &str, content: String, citations, notices| MessageView {
+        id: Uuid::now_v7(),
+        role: role.to_owned(),
+        content,
+        citations,
+        notices,
+        status: MessageStatus::Complete,
+        provider: (role == "assistant").then(|| h.provider.clone()),
+        model: (role == "assistant").then(|| h.model.clone()),
+        usage: None,
+        created_at: now,
+    };
+    let page = HelpPage {
+        chrome: viewer.chrome(),
+        assessment_id: id,
+        question: row(&as_message(
+            "user",
+            h.question.clone(),
+            Vec::new(),
+            Vec::new(),
+        )),
+        answer: row(&as_message(
+            "assistant",
+            h.content.clone(),
+            h.citations.clone(),
+            h.notices.clone(),
+        )),
+    };
+    viewer.page(StatusCode::OK, &page)
 }
 
 async fn script() -> Response {
