@@ -10,13 +10,13 @@ use std::{
 };
 
 /// A chromedriver process of this test's own.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -43,7 +43,7 @@ impl Driver {
     }
 
     /// A fresh browser session (its own profile, so its own cookies).
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -76,7 +76,7 @@ impl Drop for Driver {
     }
 }
 
-async fn fill(browser: &Client, css: &str, value: &str) {
+pub(crate) async fn fill(browser: &Client, css: &str, value: &str) {
     browser
         .find(Locator::Css(css))
         .await
@@ -98,7 +98,7 @@ async fn submit(browser: &Client, form_action: &str) {
         .unwrap();
 }
 
-async fn path(browser: &Client) -> String {
+pub(crate) async fn path(browser: &Client) -> String {
     browser.current_url().await.unwrap().path().to_owned()
 }
 
@@ -113,7 +113,7 @@ async fn arrives_at(browser: &Client, expected: &str) {
     assert_eq!(path(browser).await, expected);
 }
 
-async fn text_of(browser: &Client) -> String {
+pub(crate) async fn text_of(browser: &Client) -> String {
     browser
         .find(Locator::Css("main"))
         .await
@@ -123,10 +123,10 @@ async fn text_of(browser: &Client) -> String {
         .unwrap()
 }
 
-/// Waits (up to 10 s) for the page's main content to contain `expected`.
-async fn shows(browser: &Client, expected: &str) {
+/// Waits (up to 20 s) for the page's main content to contain `expected`.
+pub(crate) async fn shows(browser: &Client, expected: &str) {
     let mut last = String::new();
-    for _ in 0..200 {
+    for _ in 0..400 {
         if let Ok(main) = browser.find(Locator::Css("main")).await
             && let Ok(text) = main.text().await
         {
@@ -141,7 +141,11 @@ async fn shows(browser: &Client, expected: &str) {
 }
 
 /// Runs a journey; on failure, saves a screenshot of every browser before re-raising.
-async fn journey(name: &str, browsers: &[&Client], run: impl std::future::Future<Output = ()>) {
+pub(crate) async fn journey(
+    name: &str,
+    browsers: &[&Client],
+    run: impl std::future::Future<Output = ()>,
+) {
     let outcome = {
         use futures::FutureExt;
         std::panic::AssertUnwindSafe(run).catch_unwind().await
@@ -289,7 +293,7 @@ async fn tab_to(browser: &Client, limit: usize, wanted: impl Fn(&str, &str, &str
 }
 
 /// Waits (up to 10 s) for a navigation to arrive under `prefix`; the path.
-async fn arrives_under(browser: &Client, prefix: &str) -> String {
+pub(crate) async fn arrives_under(browser: &Client, prefix: &str) -> String {
     for _ in 0..200 {
         let p = path(browser).await;
         if p.starts_with(prefix) && browser.find(Locator::Css("footer")).await.is_ok() {

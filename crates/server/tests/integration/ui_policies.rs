@@ -4,18 +4,15 @@
 //! uses them, each page rendering, and what each must turn away (forged forms,
 //! other organisations' policies and conversations, roles without the right).
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use reqwest::{Method, StatusCode, redirect::Policy};
 use ruleiq_test_support::TestApp;
 use serde_json::Value;
-use std::{
-    collections::HashMap,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use crate::{
     assessments::send,
+    browser::{Driver, arrives_under, fill, journey, path, shows},
     members::{Member, PASSWORD, call, join, owner},
     policies::generated,
 };
@@ -644,80 +641,6 @@ async fn ai_settings_show_spending_and_refuse_a_bad_budget() {
 
 // ---- In Chromium ----
 
-/// A chromedriver process of this test's own (as in `browser.rs`).
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is installed (Debian chromium-driver; .ci/run installs it)");
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Self { child, port };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("chromedriver did not start");
-    }
-
-    async fn browser(&self) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--window-size=1024,768",
-                ],
-            }),
-        );
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        ClientBuilder::rustls()
-            .expect("connector")
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a Chromium session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn fill(browser: &Client, css: &str, value: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .send_keys(value)
-        .await
-        .unwrap();
-}
-
 async fn click(browser: &Client, css: &str) {
     browser
         .find(Locator::Css(css))
@@ -728,64 +651,12 @@ async fn click(browser: &Client, css: &str) {
         .unwrap();
 }
 
-async fn path(browser: &Client) -> String {
-    browser.current_url().await.unwrap().path().to_owned()
-}
-
-/// Waits (up to 10 s) for a navigation to arrive under `prefix`; the path.
-async fn arrives_under(browser: &Client, prefix: &str) -> String {
-    for _ in 0..200 {
-        let p = path(browser).await;
-        if p.starts_with(prefix) && browser.find(Locator::Css("footer")).await.is_ok() {
-            return p;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never arrived under {prefix}: at {}", path(browser).await);
-}
-
-/// Waits (up to 20 s) for the page's main content to contain `expected`.
-async fn shows(browser: &Client, expected: &str) {
-    let mut last = String::new();
-    for _ in 0..400 {
-        if let Ok(main) = browser.find(Locator::Css("main")).await
-            && let Ok(text) = main.text().await
-        {
-            if text.contains(expected) {
-                return;
-            }
-            last = text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the page never showed {expected:?}; it shows: {last}");
-}
-
 async fn sign_in(browser: &Client, base: &str, email: &str) {
     browser.goto(&format!("{base}/sign-in")).await.unwrap();
     fill(browser, "#email", email).await;
     fill(browser, "#password", PASSWORD).await;
     click(browser, "form[action='/sign-in'] button[type=submit]").await;
     arrives_under(browser, "/dashboard").await;
-}
-
-/// Runs a journey; on failure, saves a screenshot of every browser before re-raising.
-async fn journey(name: &str, browsers: &[&Client], run: impl std::future::Future<Output = ()>) {
-    let outcome = {
-        use futures::FutureExt;
-        std::panic::AssertUnwindSafe(run).catch_unwind().await
-    };
-    if let Err(panic) = outcome {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/browser-screenshots");
-        let _ = std::fs::create_dir_all(&dir);
-        for (i, b) in browsers.iter().enumerate() {
-            if let Ok(png) = b.screenshot().await {
-                let _ = std::fs::write(dir.join(format!("{name}-{i}.png")), png);
-            }
-        }
-        std::panic::resume_unwind(panic);
-    }
 }
 
 #[tokio::test]
