@@ -211,10 +211,12 @@ pub fn question_terms(question: &str) -> Vec<String> {
         if word.chars().count() < 2 || STOP_WORDS.contains(&word) {
             continue;
         }
-        // "passwords" finds "password": terms match the words they begin.
-        let stem = word
-            .strip_suffix('s')
-            .filter(|s| s.len() >= 4)
+        // Terms match the words they begin, so a rough stem finds every form:
+        // "restoring" → "restor" finds "restore" and "restored"; "passwords" finds
+        // "password".
+        let stem = ["ing", "ed", "s"]
+            .iter()
+            .find_map(|suffix| word.strip_suffix(suffix).filter(|s| s.len() >= 4))
             .unwrap_or(word);
         if !terms.iter().any(|t| t == stem) && terms.len() < MAX_TERMS {
             terms.push(stem.to_owned());
@@ -232,6 +234,7 @@ pub struct DbSearchIndex {
     db: DatabaseConnection,
     scopes: Arc<RwLock<HashMap<Option<Uuid>, Arc<Scope>>>>,
     revisions: Arc<RevisionCache>,
+    building: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One scope's documents, as of `revision`.
@@ -339,10 +342,19 @@ impl DbSearchIndex {
             db,
             scopes: Arc::new(RwLock::new(HashMap::new())),
             revisions,
+            building: Arc::default(),
         }
     }
 
     async fn scope(&self, org: Option<Uuid>, revision: String) -> Result<Arc<Scope>, DbErr> {
+        if let Some(s) = self.read().get(&org)
+            && s.revision == revision
+        {
+            return Ok(s.clone());
+        }
+        // One build at a time: concurrent first readers of a large scope would each
+        // read and index every document; the later ones find the first's result.
+        let _building = self.building.lock().await;
         if let Some(s) = self.read().get(&org)
             && s.revision == revision
         {
@@ -504,17 +516,49 @@ impl SearchIndex for DbSearchIndex {
 /// The documents of `scope` containing any of the terms, each with how many of the
 /// terms it contains.
 fn found_any<'a>(scope: &'a Scope, terms: &[String]) -> Vec<(usize, &'a Doc)> {
-    let mut counts: HashMap<u32, usize> = HashMap::new();
-    for t in terms {
-        for d in scope.matching(std::slice::from_ref(t)) {
-            *counts.entry(d).or_default() += 1;
+    // One counter a document, and the last term that counted it, so a term matching a
+    // document through several words (`backup`, `backups`) counts once. Linear in the
+    // postings read, however many documents match.
+    let mut counts = vec![0u8; scope.docs.len()];
+    let mut last = vec![u8::MAX; scope.docs.len()];
+    for (ti, t) in terms.iter().enumerate() {
+        let ti = u8::try_from(ti).unwrap_or(u8::MAX - 1);
+        let start = scope
+            .words
+            .partition_point(|(w, _)| w.as_str() < t.as_str());
+        for (_, postings) in scope.words[start..]
+            .iter()
+            .take_while(|(w, _)| w.starts_with(t.as_str()))
+        {
+            for &d in postings {
+                let d = d as usize;
+                if last[d] != ti {
+                    last[d] = ti;
+                    counts[d] = counts[d].saturating_add(1);
+                }
+            }
         }
     }
-    counts
+    // Only the documents matching the most terms are worth scoring: take them in
+    // order of matched terms (then position, for determinism) up to a bound.
+    let mut by_count: Vec<(u8, usize)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(i, c)| (*c, i))
+        .collect();
+    by_count.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    by_count
         .into_iter()
-        .filter_map(|(i, n)| scope.docs.get(i as usize).map(|d| (n, d)))
+        .take(RETRIEVAL_CANDIDATES)
+        .filter_map(|(n, i)| scope.docs.get(i).map(|d| (usize::from(n), d)))
         .collect()
 }
+
+/// Documents of one scope scored for a question: enough to find the best few among
+/// those matching the most words, and bounded so a large evidence library costs no
+/// more to ask about than a small one.
+const RETRIEVAL_CANDIDATES: usize = 200;
 
 /// Relevance: a match in the title counts far more than one in the body, an exact
 /// reference (`a.8.5`) most of all, and repeated body matches add with diminishing
@@ -684,6 +728,24 @@ mod tests {
             lower_title: normalise(title),
             lower_body: normalise(body),
         }
+    }
+
+    #[test]
+    fn retrieval_ranks_by_terms_matched_and_bounds_the_candidates() {
+        let mut docs = vec![
+            doc("Backup policy", "Restore tests run every quarter."),
+            doc("Backups", "Keep three copies."),
+        ];
+        // Thousands of documents matching one word only.
+        docs.extend((0..5_000).map(|i| doc(&format!("Log {i}"), "restore")));
+        let scope = Scope::new(String::new(), docs);
+        let terms = question_terms("How often should we test restoring our backups?");
+        assert_eq!(terms, ["often", "test", "restor", "backup"]);
+        let found = found_any(&scope, &terms);
+        assert_eq!(found.len(), RETRIEVAL_CANDIDATES, "bounded");
+        assert_eq!(found[0].1.title, "Backup policy");
+        assert_eq!(found[0].0, 3, "test, restore and backup");
+        assert_eq!(found[1].1.title, "Backups", "one term, and first in order");
     }
 
     #[test]
