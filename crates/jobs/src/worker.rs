@@ -13,8 +13,10 @@ use std::{future::Future, time::Duration};
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The longest gap between polls once the queue has been idle for a while: the worst
-/// pick-up latency of a quiet queue, and the cost of idling (one query a second).
-const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// pick-up latency of a quiet queue, and the cost of idling (five indexed queries a
+/// second a worker). A member who asks for a policy waits for the pick-up, so it is
+/// kept well under the 200 ms a generated policy may take from request to text.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 fn backoff() -> BackoffConfig {
     BackoffConfig::new(MAX_POLL_INTERVAL).with_multiplier(1.5)
