@@ -17,29 +17,37 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is installed (Debian chromium-driver; .ci/run installs it)");
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Self { child, port };
+        // The free port is found by binding and letting go, so another process can take
+        // it first; and a machine busy with builds may take seconds to start the driver.
+        // Three tries on fresh ports, ten seconds each.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver is installed (Debian chromium-driver; .ci/run installs it)");
+            for _ in 0..400 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return Self { child, port };
+                }
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break; // it exited: most likely the port was taken
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("chromedriver did not start");
+        panic!("chromedriver did not start in three tries");
     }
 
     /// A fresh browser session (its own profile, so its own cookies).
