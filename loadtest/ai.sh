@@ -8,7 +8,7 @@
 #     that token reaches it. Overhead = client receipt − mock send (one clock).
 # Bounded: about two minutes.
 #
-#   cargo build --release && loadtest/ai.sh [path/to/ruleiq] [sqlite|postgres]
+#   cargo build --release && [CONNECTIONS=4] loadtest/ai.sh [path/to/ruleiq] [sqlite|postgres]
 #
 # Rate limits are off: this measures capacity. PostgreSQL uses a scratch database
 # `ruleiq_load` on 127.0.0.1:5432 (user postgres), dropped and made again. Needs wrk,
@@ -82,7 +82,8 @@ print(f"job run:     median {runs[len(runs)//2]:.1f} ms, max {runs[-1]:.1f} ms (
 print(f"end to end:  median {ends[len(ends)//2]:.1f} ms, max {ends[-1]:.1f} ms (request → text ready, incl. queue and polling)")
 PY
 
-echo "== offline assistant answers, ${seconds}s at 4 connections"
+connections="${CONNECTIONS:-4}"
+echo "== offline assistant answers, ${seconds}s at $connections connections"
 conv=$(curl -sf -X POST "$base/chat/conversations" -H "Authorization: Bearer $token" \
   -H 'content-type: application/json' -d '{}' | json 'd["id"]')
 cat > ask.lua <<LUA
@@ -106,7 +107,7 @@ LUA
 curl -s -o /dev/null -w 'first question (builds the scope): %{time_total} s\n' -X POST \
   "$base/chat/conversations/$conv/messages" -H "Authorization: Bearer $token" \
   -H 'content-type: application/json' -d '{"content": "How often should we test restoring our backups?"}'
-wrk -t2 -c4 -d"${seconds}s" --latency -s ask.lua "$base/chat/conversations/$conv/messages" \
+wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${seconds}s" --latency -s ask.lua "$base/chat/conversations/$conv/messages" \
   | grep -E 'Requests/sec|Latency|50%|90%|99%|Non-2xx'
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
