@@ -91,6 +91,42 @@ pub async fn totals<C: ConnectionTrait>(
     .await
 }
 
+/// What an organisation spent from a day up to today, with today's part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Spent {
+    pub today_nanos: i64,
+    pub period_nanos: i64,
+}
+
+/// The organisation's spending from `from` to `today` (UTC days, inclusive) and on
+/// `today` alone: one query.
+///
+/// # Errors
+/// On a database error.
+pub async fn spent<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    from: &str,
+    today: &str,
+) -> Result<Spent, DbErr> {
+    let row = Spent::find_by_statement(sql(
+        db.get_database_backend(),
+        "SELECT \
+         CAST(COALESCE(SUM(CASE WHEN day = ? THEN cost_nanos ELSE 0 END), 0) AS BIGINT) AS today_nanos, \
+         CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS period_nanos \
+         FROM ai_usage WHERE organization_id = ? AND day >= ? AND day <= ?",
+        vec![
+            today.into(),
+            organization_id.into(),
+            from.into(),
+            today.into(),
+        ],
+    ))
+    .one(db)
+    .await?;
+    Ok(row.unwrap_or_default())
+}
+
 /// The organisation's budget, if it has set one.
 ///
 /// # Errors

@@ -66,6 +66,12 @@ impl From<ai_budget::Model> for Budget {
 }
 
 impl Budget {
+    /// Whether spending can ever send a call offline: a hard limit with a figure.
+    #[must_use]
+    pub fn can_block(&self) -> bool {
+        self.hard_limit && (self.daily_limit_usd.is_some() || self.monthly_limit_usd.is_some())
+    }
+
     pub(super) fn row(
         &self,
         organization_id: Uuid,
@@ -311,6 +317,18 @@ mod tests {
         ));
         assert!(input("1", 101).validate().is_err());
         assert!(input("0.50", 80).validate().is_ok());
+    }
+
+    #[test]
+    fn only_a_hard_limit_with_a_figure_can_block() {
+        assert!(!Budget::default().can_block());
+        let mut b = input("1.00", 80).validate().expect("valid");
+        assert!(b.can_block() == b.hard_limit);
+        b.hard_limit = true;
+        assert!(b.can_block());
+        b.daily_limit_usd = None;
+        b.monthly_limit_usd = None;
+        assert!(!b.can_block());
     }
 
     #[test]

@@ -153,7 +153,15 @@ impl AiService {
     /// # Errors
     /// On a database error.
     pub async fn route(&self, organization_id: Uuid) -> Result<(Route, Option<String>), DbErr> {
-        let state = self.budget_state(organization_id, self.clock.now()).await?;
+        let budget = self.budget(organization_id).await?;
+        // Without a hard limit nothing can send the call offline, so the ledger is not
+        // summed on every call (it grows with every answer).
+        if !budget.can_block() {
+            return Ok((Route::Auto, None));
+        }
+        let state = self
+            .state_of(budget, organization_id, self.clock.now())
+            .await?;
         Ok(match state.blocking_reason() {
             Some(reason) => (
                 Route::OfflineOnly,
@@ -171,6 +179,21 @@ impl AiService {
     /// # Errors
     /// On a database error writing the ledger.
     pub async fn complete(&self, caller: Caller, req: &ChatRequest) -> Result<Outcome, DbErr> {
+        let (outcome, ledger) = self.run(caller, req).await?;
+        repo::insert_usage(&self.db, ledger).await?;
+        Ok(outcome)
+    }
+
+    /// Runs one call as [`Self::complete`] does, but leaves writing its ledger row to
+    /// the caller, so that it can commit it with what the answer changes.
+    ///
+    /// # Errors
+    /// On a database error reading the budget.
+    pub async fn run(
+        &self,
+        caller: Caller,
+        req: &ChatRequest,
+    ) -> Result<(Outcome, ai_usage::Model), DbErr> {
         let (route, budget_notice) = self.route(caller.organization_id).await?;
         let key = cache_key(caller, route, req);
         let generation = self.cache.generation();
@@ -178,8 +201,8 @@ impl AiService {
             hit.cache_hit = true;
             hit.cost_nanos = 0;
             hit.notices.clear();
-            self.record(caller, &hit, Duration::ZERO, None).await?;
-            return Ok(hit);
+            let ledger = self.ledger_row(caller, &hit, Duration::ZERO, None);
+            return Ok((hit, ledger));
         }
         let started = std::time::Instant::now();
         let answer = self.ai.complete(req, route).await;
@@ -200,13 +223,13 @@ impl AiService {
             notices,
             cache_hit: false,
         };
-        self.record(caller, &outcome, latency, error).await?;
+        let ledger = self.ledger_row(caller, &outcome, latency, error);
         // Only whole answers are worth repeating; a fallback answer is not kept, so the
         // next identical question tries the preferred provider again.
         if matches!(outcome.finish, Finish::Stop) && outcome.notices.is_empty() {
             self.cache.put(key, generation, outcome.clone());
         }
-        Ok(outcome)
+        Ok((outcome, ledger))
     }
 
     /// The underlying providers, for streaming (the caller records the outcome with
@@ -233,27 +256,35 @@ impl AiService {
         latency: Duration,
         error: Option<String>,
     ) -> Result<(), DbErr> {
+        repo::insert_usage(&self.db, self.ledger_row(caller, outcome, latency, error)).await
+    }
+
+    /// The ledger row of one finished call.
+    #[must_use]
+    pub fn ledger_row(
+        &self,
+        caller: Caller,
+        outcome: &Outcome,
+        latency: Duration,
+        error: Option<String>,
+    ) -> ai_usage::Model {
         let now = self.clock.now();
-        repo::insert_usage(
-            &self.db,
-            ai_usage::Model {
-                id: Uuid::now_v7(),
-                organization_id: caller.organization_id,
-                user_id: caller.user_id,
-                feature: caller.feature.as_str().to_owned(),
-                provider: outcome.provider.as_str().to_owned(),
-                model: outcome.model.clone(),
-                input_tokens: i64::try_from(outcome.usage.input_tokens).unwrap_or(i64::MAX),
-                output_tokens: i64::try_from(outcome.usage.output_tokens).unwrap_or(i64::MAX),
-                cost_nanos: outcome.cost_nanos,
-                latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
-                cache_hit: outcome.cache_hit,
-                error,
-                day: day(now),
-                created_at: now,
-            },
-        )
-        .await
+        ai_usage::Model {
+            id: Uuid::now_v7(),
+            organization_id: caller.organization_id,
+            user_id: caller.user_id,
+            feature: caller.feature.as_str().to_owned(),
+            provider: outcome.provider.as_str().to_owned(),
+            model: outcome.model.clone(),
+            input_tokens: i64::try_from(outcome.usage.input_tokens).unwrap_or(i64::MAX),
+            output_tokens: i64::try_from(outcome.usage.output_tokens).unwrap_or(i64::MAX),
+            cost_nanos: outcome.cost_nanos,
+            latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
+            cache_hit: outcome.cache_hit,
+            error,
+            day: day(now),
+            created_at: now,
+        }
     }
 
     /// One day's spending and usage with the budget's state.
@@ -265,7 +296,7 @@ impl AiService {
         organization_id: Uuid,
         date: NaiveDate,
     ) -> Result<DailySummary, DbErr> {
-        let d = date.format("%Y-%m-%d").to_string();
+        let d = day_key(date);
         let all = repo::totals(&self.db, organization_id, &d, &d, GroupBy::Nothing)
             .await?
             .into_iter()
@@ -313,8 +344,8 @@ impl AiService {
         Ok(repo::totals(
             &self.db,
             organization_id,
-            &from.format("%Y-%m-%d").to_string(),
-            &to.format("%Y-%m-%d").to_string(),
+            &day_key(from),
+            &day_key(to),
             group_by,
         )
         .await?
@@ -337,15 +368,15 @@ impl AiService {
         let rows = repo::totals(
             &self.db,
             organization_id,
-            &start.format("%Y-%m-%d").to_string(),
-            &today.format("%Y-%m-%d").to_string(),
+            &day_key(start),
+            &day_key(today),
             GroupBy::Nothing,
         )
         .await?;
         Ok(usd(rows.first().map_or(0, |r| r.cost_nanos)))
     }
 
-    /// The budget with today's and this month's spending.
+    /// The budget with today's and this month's spending: two queries.
     ///
     /// # Errors
     /// On a database error.
@@ -354,38 +385,36 @@ impl AiService {
         organization_id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<BudgetState, DbErr> {
-        let budget = repo::budget(&self.db, organization_id)
+        let budget = self.budget(organization_id).await?;
+        self.state_of(budget, organization_id, at).await
+    }
+
+    async fn budget(&self, organization_id: Uuid) -> Result<Budget, DbErr> {
+        Ok(repo::budget(&self.db, organization_id)
             .await?
             .map(Budget::from)
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    async fn state_of(
+        &self,
+        budget: Budget,
+        organization_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<BudgetState, DbErr> {
         let today = at.date_naive();
         let month_start = today.with_day(1).unwrap_or(today);
-        let d = |n: NaiveDate| n.format("%Y-%m-%d").to_string();
-        let spent = |rows: Vec<Totals>| rows.first().map_or(0, |r| r.cost_nanos);
-        let spent_today = spent(
-            repo::totals(
-                &self.db,
-                organization_id,
-                &d(today),
-                &d(today),
-                GroupBy::Nothing,
-            )
-            .await?,
-        );
-        let spent_month = spent(
-            repo::totals(
-                &self.db,
-                organization_id,
-                &d(month_start),
-                &d(today),
-                GroupBy::Nothing,
-            )
-            .await?,
-        );
+        let spent = repo::spent(
+            &self.db,
+            organization_id,
+            &day_key(month_start),
+            &day_key(today),
+        )
+        .await?;
         Ok(BudgetState {
             budget,
-            spent_today_nanos: spent_today,
-            spent_month_nanos: spent_month,
+            spent_today_nanos: spent.today_nanos,
+            spent_month_nanos: spent.period_nanos,
         })
     }
 
@@ -476,7 +505,12 @@ pub fn engine_settings(s: &ruleiq_config::AiSettings) -> ruleiq_ai::AiSettings {
 /// `YYYY-MM-DD` of a UTC time.
 #[must_use]
 pub fn day(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d").to_string()
+    day_key(at.date_naive())
+}
+
+/// A date as the ledger's `day` key.
+fn day_key(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
 }
 
 /// Identical requests of one organisation share an answer; nothing of one

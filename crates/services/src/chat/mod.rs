@@ -19,8 +19,11 @@ use ruleiq_ai::{ChatRequest, Finish, Message, Role, StreamEvent, Task, Usage, gr
 use ruleiq_core::{Clock, OrganizationId};
 use ruleiq_db::{
     DatabaseConnection, DbErr,
-    entities::{chat_conversation, chat_message},
-    repositories::{assessments as assessments_repo, chat as repo, frameworks as frameworks_repo},
+    entities::{ai_usage, chat_conversation, chat_message},
+    repositories::{
+        ai as ai_repo, assessments as assessments_repo, chat as repo, frameworks as frameworks_repo,
+    },
+    sea_orm::TransactionTrait,
 };
 use serde::Serialize;
 use std::{sync::Arc, time::Instant};
@@ -215,6 +218,10 @@ impl std::fmt::Debug for Chat {
 struct Prepared {
     caller: Caller,
     conversation: chat_conversation::Model,
+    /// The question, stored with its answer in one transaction.
+    question: chat_message::Model,
+    /// The conversation's new title, when this is its first question.
+    title: Option<String>,
     request: ChatRequest,
     sources: Vec<Citation>,
 }
@@ -381,8 +388,7 @@ impl Chat {
         let history = repo::messages(&self.db, org, conversation.id, HISTORY).await?;
         let passages = self.search.retrieve(org, content, PASSAGES).await?;
         let (sources, citations) = sources::from_passages(passages);
-        let now = self.clock.now();
-        repo::insert_message(&self.db, user_message(org, conversation.id, content, now)).await?;
+        let question = user_message(org, conversation.id, content, self.clock.now());
         let mut messages: Vec<Message> = history
             .into_iter()
             .filter(|m| m.status == "complete" || m.role == "user")
@@ -400,7 +406,6 @@ impl Chat {
             content: content.to_owned(),
         });
         let title = (conversation.title == UNTITLED).then(|| title_from(content));
-        repo::touch_conversation(&self.db, org, conversation.id, title, now).await?;
         Ok(Prepared {
             caller: Caller {
                 organization_id: org,
@@ -408,6 +413,8 @@ impl Chat {
                 feature: Feature::Assistant,
             },
             conversation,
+            question,
+            title,
             request: ChatRequest {
                 task: Task::Answer,
                 instructions: ANSWER_INSTRUCTIONS.to_owned(),
@@ -432,13 +439,13 @@ impl Chat {
         content: &str,
     ) -> Result<MessageView, ChatError> {
         let p = self.prepare(permit, conversation_id, content).await?;
-        let outcome = self.ai.complete(p.caller, &p.request).await?;
+        let (outcome, ledger) = self.ai.run(p.caller, &p.request).await?;
         let status = if matches!(outcome.finish, Finish::CutShort) {
             MessageStatus::CutShort
         } else {
             MessageStatus::Complete
         };
-        self.store_answer(&p, outcome, status).await
+        self.store_answer(p, outcome, status, ledger).await
     }
 
     /// Asks a question and streams the answer: tokens as they arrive, then the stored
@@ -516,19 +523,15 @@ impl Chat {
                 notices,
                 cache_hit: false,
             };
-            if let Err(e) = this
+            let ledger = this
                 .ai
-                .record(p.caller, &outcome, started.elapsed(), ledger_error)
-                .await
-            {
-                tracing::warn!(error = %e, "could not record AI usage");
-            }
+                .ledger_row(p.caller, &outcome, started.elapsed(), ledger_error);
             let status = if cut {
                 MessageStatus::CutShort
             } else {
                 MessageStatus::Complete
             };
-            match this.store_answer(&p, outcome, status).await {
+            match this.store_answer(p, outcome, status, ledger).await {
                 Ok(view) => {
                     let _ = tx.send(ChatEvent::Done(view)).await;
                 }
@@ -538,11 +541,14 @@ impl Chat {
         Ok(tokio_stream_from(rx))
     }
 
+    /// Stores the question, the answer and the call's ledger row, and moves the
+    /// conversation to the top: one transaction, so one commit per answer.
     async fn store_answer(
         &self,
-        p: &Prepared,
+        p: Prepared,
         outcome: Outcome,
         status: MessageStatus,
+        ledger: ai_usage::Model,
     ) -> Result<MessageView, ChatError> {
         let grounded = grounding::ground(&outcome.text, &p.request.sources).renumbered();
         let citations: Vec<Citation> = grounded
@@ -570,7 +576,13 @@ impl Chat {
             cost_nanos: outcome.cost_nanos,
             created_at: now,
         };
-        repo::insert_message(&self.db, row.clone()).await?;
+        let org = p.conversation.organization_id;
+        let txn = self.db.begin().await?;
+        repo::insert_message(&txn, p.question).await?;
+        repo::touch_conversation(&txn, org, p.conversation.id, p.title, now).await?;
+        ai_repo::insert_usage(&txn, ledger).await?;
+        repo::insert_message(&txn, row.clone()).await?;
+        txn.commit().await?;
         Ok(row.into())
     }
 
