@@ -330,6 +330,9 @@ impl fmt::Debug for AiSettings {
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
     pub max_upload_size: u64,
+    /// `REPORT_RETENTION_DAYS`: how long a generated report's file is kept (0 to
+    /// 3650; 0 keeps it only until the next expiry run).
+    pub report_retention_days: u32,
     pub allowed_extensions: Vec<String>,
     pub storage: StorageSettings,
 }
@@ -641,6 +644,12 @@ impl Settings {
         }
 
         let storage = storage_settings(&data_dir, raw.s3_bucket, raw.s3_region, raw.s3_endpoint)?;
+        if raw.report_retention_days > 3_650 {
+            return Err(ConfigError::invalid(
+                "REPORT_RETENTION_DAYS",
+                "must be from 0 to 3650 (ten years)",
+            ));
+        }
 
         let job_queue_name = raw.job_queue_name.0.trim().to_owned();
         if job_queue_name.is_empty()
@@ -734,6 +743,7 @@ impl Settings {
             ai,
             uploads: UploadSettings {
                 max_upload_size: raw.max_upload_size,
+                report_retention_days: raw.report_retention_days,
                 allowed_extensions,
                 storage,
             },

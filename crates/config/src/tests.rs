@@ -84,6 +84,8 @@ fn invalid_values_name_the_variable() {
         ("MAIL_FROM", "nobody", "MAIL_FROM"),
         ("PUBLIC_URL", "ftp://ruleiq.example", "PUBLIC_URL"),
         ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES"),
+        ("REPORT_RETENTION_DAYS", "3651", "REPORT_RETENTION_DAYS"),
+        ("REPORT_RETENTION_DAYS", "-1", "REPORT_RETENTION_DAYS"),
     ] {
         Jail::expect_with(|jail| {
             jail.set_env(var, value);

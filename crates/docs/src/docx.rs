@@ -4,21 +4,29 @@
 //! outline level, so Word's navigation pane and table of contents pick them up. Lists use real
 //! numbering definitions: one shared bullet list, and one numbering instance per numbered list so
 //! each restarts at its own start value.
+//!
+//! Charts are not drawn: Word would need a picture (a rasteriser this crate does not carry) or
+//! a DrawingML chart part (which docx-rs cannot write). A chart becomes its caption in bold and
+//! a table of its data, which also keeps every number accessible to screen readers.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use docx_rs::{
-    AbstractNumbering, AlignmentType, BorderType, BreakType, Docx, Footer, Hyperlink,
-    HyperlinkType, IndentLevel, Level, LevelJc, LevelOverride, LevelText, LineSpacing, NumPages,
-    NumberFormat, Numbering, NumberingId, PageMargin, PageNum, Paragraph, ParagraphBorder,
-    ParagraphBorderPosition, Run, RunFonts, SpecialIndentType, Start, Style, StyleType, Table,
-    TableCell, TableRow, WidthType,
+    AbstractNumbering, AlignmentType, BorderType, BreakType, Docx, FieldCharType, Footer,
+    Hyperlink, HyperlinkType, IndentLevel, InstrText, InstrToC, Level, LevelJc, LevelOverride,
+    LevelText, LineSpacing, NumPages, NumberFormat, Numbering, NumberingId, PageMargin, PageNum,
+    Paragraph, ParagraphBorder, ParagraphBorderPosition, Run, RunFonts, SpecialIndentType, Start,
+    Style, StyleType, Table, TableCell, TableRow, WidthType,
 };
 use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
 
+use crate::chart::{ChartTable, chart_table};
 use crate::typst_markup::MAX_TABLE_COLUMNS;
-use crate::{DocsError, Document, check_size, is_safe_link, panic_message, parser_options};
+use crate::{
+    Block, DocsError, Document, OUTLINE_DEPTH, check_size, is_safe_link, outline, panic_message,
+    parser_options,
+};
 
 /// docx-rs always writes abstract numbering 1 and numbering 1 itself; ours start after them.
 const BULLET_ABSTRACT_ID: usize = 2;
@@ -54,7 +62,17 @@ pub fn render_docx(doc: &Document) -> Result<Vec<u8>, DocsError> {
 fn build(doc: &Document) -> Result<Vec<u8>, DocsError> {
     let mut writer = Writer::new(base(doc));
     writer.title_block(doc);
+    if doc.contents {
+        writer.contents(&outline(doc));
+    }
     writer.body(&doc.body_markdown);
+    for block in &doc.blocks {
+        match block {
+            Block::Markdown(markdown) => writer.body(markdown),
+            Block::Chart(chart) => writer.chart_table(&chart_table(chart)),
+            Block::PageBreak => writer.page_break(),
+        }
+    }
     let docx = writer.finish();
     let mut out = Cursor::new(Vec::new());
     docx.pack(&mut out)
@@ -120,11 +138,31 @@ fn styles() -> Vec<Style> {
             )
             .size(18),
         paragraph("Footer", "footer").size(16).color("555555"),
+        // Word's own name for the title of a table of contents; deliberately no outline level,
+        // so the contents do not list themselves.
+        paragraph("TOCHeading", "TOC Heading")
+            .bold()
+            .size(32)
+            .color("1F3864"),
+        paragraph("Caption", "caption").bold().size(22),
         Style::new("Hyperlink", StyleType::Character)
             .name("Hyperlink")
             .color("0563C1")
             .underline("single"),
     ];
+    // Word's built-in contents entry styles ("toc 1"…), indented by level; Word uses them
+    // again when it rebuilds the field (adding its own right-aligned page-number tab stops).
+    for level in 1..=OUTLINE_DEPTH {
+        let indent = INDENT_STEP / 2 * i32::try_from(level - 1).unwrap_or(0);
+        styles.push(
+            paragraph(&format!("TOC{level}"), &format!("toc {level}")).indent(
+                Some(indent),
+                None,
+                None,
+                None,
+            ),
+        );
+    }
     for (level, size) in [(1, 32), (2, 28), (3, 24), (4, 22)] {
         styles.push(
             paragraph(&format!("Heading{level}"), &format!("heading {level}"))
@@ -245,6 +283,16 @@ struct Writer {
     table: Option<TableState>,
     code: Option<String>,
     next_num_id: usize,
+    /// Nothing has been written since the last page break (or the document start).
+    at_page_start: bool,
+    /// Level 1–3 headings written so far; the next one's bookmark id.
+    outline_headings: usize,
+    /// The bookmark the open heading paragraph started.
+    heading_bookmark: Option<usize>,
+    /// A page break waits for the next content: written before it, it can never make an empty
+    /// page, whether breaks repeat or end the document (as typst's weak page breaks in the
+    /// PDF).
+    pending_break: bool,
 }
 
 impl Writer {
@@ -262,6 +310,10 @@ impl Writer {
             table: None,
             code: None,
             next_num_id: FIRST_DECIMAL_NUM_ID,
+            at_page_start: true,
+            outline_headings: 0,
+            heading_bookmark: None,
+            pending_break: false,
         }
     }
 
@@ -312,10 +364,133 @@ impl Writer {
         self.push_paragraph(rule());
     }
 
+    /// A contents title, a Word table of contents field, and a page break.
+    ///
+    /// The field's cached result lists `headings` (level 1–3), each a link to a bookmark on its
+    /// heading, so the contents read correctly in any viewer. Page numbers are left out of the
+    /// cached result because only a layout engine knows them; the field is marked dirty, so
+    /// Word rebuilds it with page numbers when the document is opened (after asking).
+    /// docx-rs's own automatic table of contents is not used: it caches "1" as every page
+    /// number and places the number's tab stop off the page.
+    fn contents(&mut self, headings: &[(usize, String)]) {
+        self.push_paragraph(
+            Paragraph::new()
+                .style("TOCHeading")
+                .add_run(Run::new().add_text("Contents")),
+        );
+        let begin = Run::new()
+            .add_field_char(FieldCharType::Begin, true)
+            .add_instr_text(InstrText::TOC(
+                InstrToC::new()
+                    .heading_styles_range(1, OUTLINE_DEPTH)
+                    .hyperlink(),
+            ))
+            .add_field_char(FieldCharType::Separate, false);
+        let end = Run::new().add_field_char(FieldCharType::End, false);
+        let last = headings.len().saturating_sub(1);
+        let mut paragraphs = Vec::with_capacity(headings.len().max(1));
+        for i in 0..=last {
+            let level = headings.get(i).map_or(1, |(level, _)| *level);
+            let mut paragraph = Paragraph::new().style(&format!("TOC{level}"));
+            if i == 0 {
+                paragraph = paragraph.add_run(begin.clone());
+            }
+            if let Some((_, text)) = headings.get(i) {
+                paragraph = paragraph.add_hyperlink(
+                    Hyperlink::new(bookmark_name(i + 1), HyperlinkType::Anchor)
+                        .add_run(Run::new().add_text(xml_text(text))),
+                );
+            }
+            if i == last {
+                paragraph = paragraph.add_run(end.clone());
+            }
+            paragraphs.push(paragraph);
+        }
+        for paragraph in paragraphs {
+            self.push_paragraph(paragraph);
+        }
+        self.page_break();
+    }
+
+    /// Parses one Markdown text and leaves no state open, so the next block starts clean.
     fn body(&mut self, markdown: &str) {
         for event in Parser::new_ext(markdown, parser_options()) {
             self.event(event);
         }
+        self.close_paragraph();
+        if self.table.is_some() {
+            self.end_table();
+        }
+        self.lists.clear();
+        self.quote_depth = 0;
+        (self.bold, self.italic, self.strike) = (0, 0, 0);
+        self.heading = None;
+        self.code = None;
+    }
+
+    /// A page break before whatever comes next, unless nothing was written since the last one.
+    fn page_break(&mut self) {
+        self.close_paragraph();
+        if !self.at_page_start {
+            self.pending_break = true;
+            self.at_page_start = true;
+        }
+    }
+
+    /// Adds a table to the body, after any pending page break.
+    fn add_table(&mut self, table: Table) {
+        if std::mem::take(&mut self.pending_break) {
+            // A table cannot start a page by itself; an empty paragraph holding the break can.
+            self.docx = std::mem::take(&mut self.docx)
+                .add_paragraph(Paragraph::new().add_run(Run::new().add_break(BreakType::Page)));
+        }
+        self.docx = std::mem::take(&mut self.docx).add_table(table);
+        self.at_page_start = false;
+    }
+
+    /// A chart's caption and data table.
+    fn chart_table(&mut self, table: &ChartTable) {
+        self.close_paragraph();
+        if !table.caption.trim().is_empty() {
+            self.push_paragraph(
+                Paragraph::new()
+                    .style("Caption")
+                    .keep_next(true)
+                    .add_run(Run::new().add_text(xml_text(&table.caption))),
+            );
+        }
+        let columns = table.header.len().clamp(1, MAX_TABLE_COLUMNS);
+        let width = TEXT_WIDTH / columns;
+        let row = |cells: &[String], bold: bool| {
+            let mut cells: Vec<TableCell> = cells
+                .iter()
+                .take(columns)
+                .map(|text| {
+                    let mut run = Run::new().add_text(xml_text(text));
+                    if bold {
+                        run = run.bold();
+                    }
+                    TableCell::new()
+                        .width(width, WidthType::Dxa)
+                        .add_paragraph(Paragraph::new().add_run(run))
+                })
+                .collect();
+            while cells.len() < columns {
+                cells.push(
+                    TableCell::new()
+                        .width(width, WidthType::Dxa)
+                        .add_paragraph(Paragraph::new()),
+                );
+            }
+            TableRow::new(cells)
+        };
+        let rows = std::iter::once(row(&table.header, true))
+            .chain(table.rows.iter().map(|cells| row(cells, false)))
+            .collect();
+        self.add_table(Table::new(rows).set_grid(vec![width; columns]));
+        // Word merges two tables with nothing between them; an empty paragraph keeps a chart's
+        // table apart from a Markdown table that follows.
+        self.push_paragraph(Paragraph::new());
     }
 
     fn event(&mut self, event: Event<'_>) {
@@ -356,13 +531,24 @@ impl Writer {
             Tag::Paragraph | Tag::HtmlBlock => self.open_paragraph(),
             Tag::Heading { level, .. } => {
                 self.close_paragraph();
-                self.heading = Some(match level {
+                let level = match level {
                     HeadingLevel::H1 => 1,
                     HeadingLevel::H2 => 2,
                     HeadingLevel::H3 => 3,
                     _ => 4,
-                });
+                };
+                self.heading = Some(level);
                 self.open_paragraph();
+                if level <= OUTLINE_DEPTH {
+                    // Counted exactly as `outline` counts, so entry n of the contents links to
+                    // heading n.
+                    self.outline_headings += 1;
+                    let id = self.outline_headings;
+                    self.heading_bookmark = Some(id);
+                    if let Some(paragraph) = self.paragraph.take() {
+                        self.paragraph = Some(paragraph.add_bookmark_start(id, bookmark_name(id)));
+                    }
+                }
             }
             Tag::BlockQuote(_) => {
                 self.close_paragraph();
@@ -427,6 +613,12 @@ impl Writer {
         match tag {
             TagEnd::Paragraph | TagEnd::HtmlBlock => self.close_paragraph(),
             TagEnd::Heading(_) => {
+                self.flush_link();
+                if let Some(id) = self.heading_bookmark.take()
+                    && let Some(paragraph) = self.paragraph.take()
+                {
+                    self.paragraph = Some(paragraph.add_bookmark_end(id));
+                }
                 self.close_paragraph();
                 self.heading = None;
             }
@@ -516,11 +708,21 @@ impl Writer {
         }
     }
 
-    /// Sends a finished paragraph to the open table cell, or to the document body.
+    /// Sends a finished paragraph to the open table cell, or to the document body (starting a
+    /// new page if a break is pending).
     fn push_paragraph(&mut self, paragraph: Paragraph) {
         match &mut self.table {
             Some(table) => table.cell_paragraphs.push(paragraph),
-            None => self.docx = std::mem::take(&mut self.docx).add_paragraph(paragraph),
+            None => {
+                self.at_page_start = false;
+                let mut paragraph = paragraph;
+                if std::mem::take(&mut self.pending_break) {
+                    // Not `page_break_before(false)` otherwise: docx-rs writes the element
+                    // whenever it is set, whatever the value.
+                    paragraph = paragraph.page_break_before(true);
+                }
+                self.docx = std::mem::take(&mut self.docx).add_paragraph(paragraph);
+            }
         }
     }
 
@@ -625,10 +827,14 @@ impl Writer {
         self.close_paragraph();
         if let Some(table) = self.table.take() {
             let width = TEXT_WIDTH / table.columns;
-            let docx_table = Table::new(table.rows).set_grid(vec![width; table.columns]);
-            self.docx = std::mem::take(&mut self.docx).add_table(docx_table);
+            self.add_table(Table::new(table.rows).set_grid(vec![width; table.columns]));
         }
     }
+}
+
+/// The hidden bookmark on the `n`th outline heading; Word names its own `_Toc…`.
+fn bookmark_name(n: usize) -> String {
+    format!("_Toc_ruleiq_{n}")
 }
 
 /// An empty paragraph with a bottom border: Word's usual horizontal rule.

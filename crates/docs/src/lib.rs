@@ -1,42 +1,58 @@
-//! Renders ruleIQ documents — policies now, reports later — from Markdown to PDF, Word (DOCX)
-//! and a standalone Markdown export.
+//! Renders ruleIQ documents — policies, policy packs and reports — from Markdown to PDF, Word
+//! (DOCX) and a standalone Markdown export, and tabular report data to XLSX and CSV.
 //!
-//! A [`Document`] is a title block (title, optional subtitle, a small key/value table) followed by
-//! a CommonMark body with GitHub tables, plus an optional footer line.
+//! A [`Document`] is a title block (title, optional subtitle, a small key/value table), an optional
+//! contents page, a CommonMark body with GitHub tables, then any further [`Block`]s — more
+//! Markdown, a [`Chart`], or a page break — plus an optional footer line. A [`xlsx::Workbook`] is
+//! a list of sheets of typed cells, written as XLSX by [`xlsx::render_xlsx`] or one sheet at a
+//! time as CSV by [`render_csv`].
 //!
 //! Invariants this crate keeps, whatever the input:
 //! - Text written by users is only ever *text*: the PDF path escapes every character that typst
-//!   markup treats specially and passes header fields as typst values, never as source, so a body
-//!   containing `#panic()` or `$x$` prints those characters.
+//!   markup treats specially and passes header fields and chart data as typst values, never as
+//!   source, so a body containing `#panic()` or `$x$` prints those characters. Spreadsheet cells
+//!   are written as strings, never formulas, and CSV text that a spreadsheet would read as a
+//!   formula is neutralised.
 //! - Nothing is fetched or read from outside the process: images are rendered as their alt text,
 //!   links are printed with their URL, and typst sees no file system and no package registry.
 //! - Rendering never panics: oversized input is rejected with [`DocsError::TooLarge`], nesting is
-//!   flattened past a fixed depth, and a panic inside typst or docx-rs is caught and returned as
-//!   [`DocsError::Panicked`].
+//!   flattened past a fixed depth, non-finite chart values become gaps, and a panic inside typst,
+//!   docx-rs, rust_xlsxwriter or csv is caught and returned as [`DocsError::Panicked`].
 //!
 //! Rendering is CPU-bound (a two-page policy takes tens of milliseconds in release builds), so
 //! async callers should run it in `spawn_blocking`.
 
+mod chart;
+mod csv_export;
 mod docx;
 mod markdown;
 mod pdf;
 mod typst_markup;
+pub mod xlsx;
 
 use std::any::Any;
 
+pub use chart::{Chart, MAX_CHART_BARS, MAX_CHART_POINTS, MAX_CHART_SERIES, MAX_CHARTS, Series};
+pub use csv_export::render_csv;
 pub use docx::render_docx;
 pub use markdown::render_markdown;
 pub use pdf::render_pdf;
+pub use xlsx::render_xlsx;
 
-/// Largest accepted body, in bytes of Markdown. Policies are a few tens of KiB; the cap keeps a
-/// hostile upload from tying up a worker for minutes in layout.
+/// Largest accepted body, in bytes of Markdown: [`Document::body_markdown`] and every
+/// [`Block::Markdown`] together. Policies are a few tens of KiB (a pack of thirty well under a
+/// MiB); the cap keeps a hostile upload from tying up a worker for minutes in layout.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-/// Largest accepted total of the title, subtitle, meta table and footer, in bytes.
+/// Largest accepted total of the title, subtitle, meta table and footer, in bytes. The same cap
+/// applies separately to the text of all charts together (titles, labels) and to a workbook's
+/// title.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// A document to render.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Not `Eq`: charts carry `f64` values.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Document {
     /// Printed large at the top and stored as the PDF/DOCX title.
     pub title: String,
@@ -48,6 +64,36 @@ pub struct Document {
     pub body_markdown: String,
     /// Printed on every page next to "Page n of m".
     pub footer: Option<String>,
+    /// A contents page after the title block, listing headings of levels 1–3, with the body
+    /// starting on the next page. For long documents such as policy packs.
+    ///
+    /// In the PDF it is typst's outline, with page numbers. In the DOCX it is a Word table of
+    /// contents field listing the headings; Word fills in the page numbers when it updates the
+    /// field on opening (it asks first). In the Markdown export it is a plain list of headings.
+    pub contents: bool,
+    /// Content after the body, in order: more Markdown, charts and page breaks. Reports
+    /// interleave text and charts here; policy packs put each policy in its own
+    /// [`Block::Markdown`] with a [`Block::PageBreak`] between them.
+    pub blocks: Vec<Block>,
+}
+
+/// A piece of a [`Document`] after its body.
+///
+/// Page breaks are a block of their own rather than a Markdown convention (a `***` rule or an
+/// HTML comment), so that text a user typed can never force one and a policy's own thematic
+/// breaks keep meaning "rule".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// CommonMark, exactly as [`Document::body_markdown`]. In the PDF and the DOCX each block is
+    /// parsed on its own, so an unclosed construct in one cannot swallow the next.
+    Markdown(String),
+    /// A chart: drawn in the PDF, shown as a table of its data in the DOCX and the Markdown
+    /// export.
+    Chart(Chart),
+    /// Starts a new page in the PDF and the DOCX (never an empty page: a break at the top of a
+    /// page or right after another break does nothing). In the Markdown export it is a
+    /// thematic break (`---`).
+    PageBreak,
 }
 
 /// Why a document could not be rendered.
@@ -55,14 +101,18 @@ pub struct Document {
 #[non_exhaustive]
 pub enum DocsError {
     /// The input is bigger than this crate agrees to lay out.
-    #[error("the document's {part} is {size} bytes, over the limit of {limit} bytes")]
+    #[error("the {part} is too large: {size} {unit}, over the limit of {limit}")]
     TooLarge {
-        /// Which part was too large: "body" or "header".
+        /// Which part was too large: "body", "header", "charts", "chart", "workbook", "sheet",
+        /// or "title".
         part: &'static str,
-        /// Its size in bytes.
+        /// Its size, in `unit`s.
         size: usize,
-        /// The limit in bytes.
+        /// The limit, in `unit`s.
         limit: usize,
+        /// What was counted: "bytes", "charts", "series", "points", "bars", "sheets", "rows",
+        /// "columns" or "cells".
+        unit: &'static str,
     },
     /// typst reported errors while compiling or exporting; one message per diagnostic.
     #[error("typst could not render the document: {}", .0.join("; "))]
@@ -70,26 +120,55 @@ pub enum DocsError {
     /// The Word package could not be written.
     #[error("could not write the Word document: {0}")]
     Docx(String),
+    /// The Excel workbook could not be written (rust_xlsxwriter refused it).
+    #[error("could not write the spreadsheet: {0}")]
+    Xlsx(String),
+    /// The CSV file could not be written.
+    #[error("could not write the CSV file: {0}")]
+    Csv(String),
     /// A renderer panicked; the panic was caught so the caller's thread survives.
     #[error("the {renderer} renderer failed unexpectedly: {message}")]
     Panicked {
-        /// "pdf" or "docx".
+        /// "pdf", "docx", "xlsx" or "csv".
         renderer: &'static str,
         /// The panic payload, when it was a string.
         message: String,
     },
 }
 
-/// Rejects documents whose parts exceed [`MAX_BODY_BYTES`] or [`MAX_HEADER_BYTES`].
-fn check_size(doc: &Document) -> Result<(), DocsError> {
-    let body = doc.body_markdown.len();
-    if body > MAX_BODY_BYTES {
-        return Err(DocsError::TooLarge {
-            part: "body",
-            size: body,
-            limit: MAX_BODY_BYTES,
-        });
+impl DocsError {
+    /// A [`DocsError::TooLarge`] if `size` is over `limit`.
+    fn check(
+        part: &'static str,
+        size: usize,
+        limit: usize,
+        unit: &'static str,
+    ) -> Result<(), DocsError> {
+        if size > limit {
+            return Err(DocsError::TooLarge {
+                part,
+                size,
+                limit,
+                unit,
+            });
+        }
+        Ok(())
     }
+}
+
+/// Rejects documents whose parts exceed [`MAX_BODY_BYTES`], [`MAX_HEADER_BYTES`] or the chart
+/// limits.
+fn check_size(doc: &Document) -> Result<(), DocsError> {
+    let body = doc.body_markdown.len()
+        + doc
+            .blocks
+            .iter()
+            .map(|block| match block {
+                Block::Markdown(markdown) => markdown.len(),
+                Block::Chart(_) | Block::PageBreak => 0,
+            })
+            .sum::<usize>();
+    DocsError::check("body", body, MAX_BODY_BYTES, "bytes")?;
     let header = doc.title.len()
         + doc.subtitle.as_ref().map_or(0, String::len)
         + doc.footer.as_ref().map_or(0, String::len)
@@ -98,14 +177,61 @@ fn check_size(doc: &Document) -> Result<(), DocsError> {
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
-    if header > MAX_HEADER_BYTES {
-        return Err(DocsError::TooLarge {
-            part: "header",
-            size: header,
-            limit: MAX_HEADER_BYTES,
-        });
+    DocsError::check("header", header, MAX_HEADER_BYTES, "bytes")?;
+    chart::check_charts(doc.blocks.iter().filter_map(|block| match block {
+        Block::Chart(chart) => Some(chart),
+        Block::Markdown(_) | Block::PageBreak => None,
+    }))
+}
+
+/// Deepest heading level listed on a contents page.
+const OUTLINE_DEPTH: usize = 3;
+
+/// The headings a contents page lists — levels 1 to [`OUTLINE_DEPTH`] of the body and the
+/// Markdown blocks, in order — as (level, plain text). The DOCX writer counts headings the same
+/// way to link each entry to its heading.
+fn outline(doc: &Document) -> Vec<(usize, String)> {
+    use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+
+    let markdown =
+        std::iter::once(doc.body_markdown.as_str()).chain(doc.blocks.iter().filter_map(|block| {
+            match block {
+                Block::Markdown(markdown) => Some(markdown.as_str()),
+                Block::Chart(_) | Block::PageBreak => None,
+            }
+        }));
+    let mut headings = Vec::new();
+    for markdown in markdown {
+        let mut open: Option<(usize, String)> = None;
+        for event in Parser::new_ext(markdown, parser_options()) {
+            match event {
+                Event::Start(Tag::Heading { level, .. }) => {
+                    open = match level {
+                        HeadingLevel::H1 => Some((1, String::new())),
+                        HeadingLevel::H2 => Some((2, String::new())),
+                        HeadingLevel::H3 => Some((3, String::new())),
+                        _ => None,
+                    };
+                }
+                Event::Text(text)
+                | Event::Code(text)
+                | Event::InlineHtml(text)
+                | Event::InlineMath(text) => {
+                    if let Some((_, title)) = &mut open {
+                        title.push_str(&text);
+                    }
+                }
+                Event::SoftBreak | Event::HardBreak => {
+                    if let Some((_, title)) = &mut open {
+                        title.push(' ');
+                    }
+                }
+                Event::End(TagEnd::Heading(_)) => headings.extend(open.take()),
+                _ => {}
+            }
+        }
     }
-    Ok(())
+    headings
 }
 
 /// Parser options shared by every output, so the PDF, the DOCX and the export agree on what the

@@ -13,8 +13,9 @@ use typst_as_lib::{TypstAsLibError, TypstEngine};
 use typst_layout::PagedDocument;
 use typst_pdf::PdfOptions;
 
+use crate::chart::{BarPlot, LinePlot, Tick, bar_plot, line_plot};
 use crate::typst_markup::body_to_typst;
-use crate::{DocsError, Document, check_size, panic_message};
+use crate::{Block, Chart, DocsError, Document, OUTLINE_DEPTH, check_size, panic_message};
 
 const TEMPLATE_ID: &str = "/ruleiq-document.typ";
 const TEMPLATE: &str = include_str!("template.typ");
@@ -54,7 +55,9 @@ fn compile(inputs: Dict) -> Result<Vec<u8>, DocsError> {
         .map_err(|diagnostics| DocsError::Typst(messages(&diagnostics)))
 }
 
-/// Header fields go to typst as values, never as source: a string value is always text.
+/// Header fields and chart data go to typst as values, never as source: a string value is
+/// always text. Only the body is markup, and [`body_to_typst`] escaped every user character in
+/// it.
 fn inputs(doc: &Document) -> Dict {
     let optional = |s: &Option<String>| s.as_deref().map_or(Value::None, |s| s.into_value());
     let meta: Array = doc
@@ -77,7 +80,111 @@ fn inputs(doc: &Document) -> Dict {
         "body".into(),
         body_to_typst(&doc.body_markdown).into_value(),
     );
+    dict.insert("contents".into(), doc.contents.into_value());
+    dict.insert("contents_depth".into(), (OUTLINE_DEPTH as i64).into_value());
+    let blocks: Array = doc.blocks.iter().map(block).collect();
+    dict.insert("blocks".into(), blocks.into_value());
     dict
+}
+
+/// A block as a dictionary with a `kind` the template switches on.
+fn block(block: &Block) -> Value {
+    let mut dict = Dict::new();
+    match block {
+        Block::Markdown(markdown) => {
+            dict.insert("kind".into(), "markup".into_value());
+            dict.insert("markup".into(), body_to_typst(markdown).into_value());
+        }
+        Block::Chart(chart) => {
+            dict.insert("kind".into(), "chart".into_value());
+            dict.insert("chart".into(), chart_value(chart));
+        }
+        Block::PageBreak => {
+            dict.insert("kind".into(), "pagebreak".into_value());
+        }
+    }
+    dict.into_value()
+}
+
+/// A chart laid out by [`crate::chart`], as the dictionary `line-chart` or `bar-chart` in the
+/// template draws: positions are fractions of the plot area, labels are strings.
+fn chart_value(chart: &Chart) -> Value {
+    let mut dict = Dict::new();
+    dict.insert("title".into(), chart.title().into_value());
+    match chart {
+        Chart::Line {
+            y_label, series, ..
+        } => {
+            let LinePlot {
+                y_ticks,
+                x_ticks,
+                series,
+                markers,
+                empty,
+            } = line_plot(series);
+            dict.insert("kind".into(), "line".into_value());
+            dict.insert("y_label".into(), y_label.as_str().into_value());
+            dict.insert("y_ticks".into(), ticks(y_ticks));
+            dict.insert("x_ticks".into(), ticks(x_ticks));
+            let series: Array = series
+                .into_iter()
+                .map(|(label, runs)| {
+                    let runs: Array = runs
+                        .into_iter()
+                        .map(|run| {
+                            run.into_iter()
+                                .map(|(x, y)| pair(x.into_value(), y.into_value()))
+                                .collect::<Array>()
+                                .into_value()
+                        })
+                        .collect();
+                    let mut s = Dict::new();
+                    s.insert("label".into(), label.into_value());
+                    s.insert("runs".into(), runs.into_value());
+                    s.into_value()
+                })
+                .collect();
+            dict.insert("series".into(), series.into_value());
+            dict.insert("markers".into(), markers.into_value());
+            dict.insert("empty".into(), empty.into_value());
+        }
+        Chart::Bar { bars, .. } => {
+            let BarPlot {
+                ticks: t,
+                zero,
+                bars,
+            } = bar_plot(bars);
+            dict.insert("kind".into(), "bar".into_value());
+            dict.insert("ticks".into(), ticks(t));
+            dict.insert("zero".into(), zero.into_value());
+            dict.insert("empty".into(), bars.is_empty().into_value());
+            let bars: Array = bars
+                .into_iter()
+                .map(|bar| {
+                    let mut b = Dict::new();
+                    b.insert("label".into(), bar.label.into_value());
+                    b.insert("start".into(), bar.start.into_value());
+                    b.insert("length".into(), bar.length.into_value());
+                    b.insert("value".into(), bar.value.into_value());
+                    b.into_value()
+                })
+                .collect();
+            dict.insert("bars".into(), bars.into_value());
+        }
+    }
+    dict.into_value()
+}
+
+fn ticks(ticks: Vec<Tick>) -> Value {
+    ticks
+        .into_iter()
+        .map(|tick| pair(tick.at.into_value(), tick.label.into_value()))
+        .collect::<Array>()
+        .into_value()
+}
+
+fn pair(a: Value, b: Value) -> Value {
+    [a, b].into_iter().collect::<Array>().into_value()
 }
 
 fn typst_error(err: TypstAsLibError) -> DocsError {

@@ -1,15 +1,21 @@
 //! End-to-end tests: render real documents and read the output back with independent tools
-//! (poppler for PDF, a zip reader and an XML parser for DOCX).
+//! (poppler for PDF, a zip reader and an XML parser for DOCX, calamine for XLSX, the csv reader
+//! for CSV).
 
 use std::io::{ErrorKind, Read};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use chrono::{DateTime, NaiveDate, Utc};
 use proptest::prelude::*;
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use ruleiq_docs::{DocsError, Document, MAX_BODY_BYTES, render_docx, render_markdown, render_pdf};
+use ruleiq_docs::xlsx::{Cell, Column, MAX_SHEET_ROWS, MAX_SHEETS, Sheet, Workbook};
+use ruleiq_docs::{
+    Block, Chart, DocsError, Document, MAX_BODY_BYTES, MAX_CHART_POINTS, Series, render_csv,
+    render_docx, render_markdown, render_pdf, render_xlsx,
+};
 
 const POLICY: &str = include_str!("fixtures/information_security_policy.md");
 
@@ -25,6 +31,8 @@ fn sample_policy() -> Document {
         ],
         body_markdown: POLICY.to_owned(),
         footer: Some("Acme Ltd — Confidential".to_owned()),
+        contents: false,
+        blocks: Vec::new(),
     }
 }
 
@@ -85,6 +93,19 @@ fn pdf_text(pdf: &TempPdf) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The text of one page, whitespace collapsed.
+fn page_text(pdf: &TempPdf, page: usize) -> String {
+    let page = page.to_string();
+    poppler(
+        "pdftotext",
+        &["-enc", "UTF-8", "-f", &page, "-l", &page],
+        pdf,
+    )
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 fn page_count(pdf: &TempPdf) -> usize {
@@ -163,6 +184,10 @@ fn user_text_is_never_typst_code() {
              > #quote[q] $z$\n"
         ),
         footer: Some("#footer @f".to_owned()),
+        contents: false,
+        blocks: vec![Block::Markdown(
+            "Block: #panic(1) $b$ #pagebreak()".to_owned(),
+        )],
     };
     let bytes = render_pdf(&doc).expect("hostile text must render, not be evaluated");
     let pdf = TempPdf::new(&bytes);
@@ -199,6 +224,7 @@ fn user_text_is_never_typst_code() {
         "#link <a> (https://example.com/?a=1&b=\"2\")",
         "#quote[q] $z$",
         "#footer @f",
+        "Block: #panic(1) $b$ #pagebreak()",
     ] {
         assert!(
             text.contains(literal),
@@ -525,6 +551,634 @@ fn markdown_export_round_trips_title_and_meta() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Charts, contents pages and page breaks
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+}
+
+fn readiness_chart() -> Chart {
+    Chart::Line {
+        title: "Readiness by framework".to_owned(),
+        y_label: "Readiness (%)".to_owned(),
+        series: vec![
+            Series {
+                label: "ISO/IEC 27001".to_owned(),
+                points: vec![
+                    (day(2025, 1, 1), 20.0),
+                    (day(2025, 2, 1), 35.5),
+                    (day(2025, 3, 1), 61.0),
+                ],
+            },
+            Series {
+                label: "SOC 2 #panic() $x$ ]".to_owned(),
+                points: vec![(day(2025, 1, 15), 10.0), (day(2025, 3, 1), 42.0)],
+            },
+        ],
+    }
+}
+
+fn status_chart() -> Chart {
+    Chart::Bar {
+        title: "Controls by status".to_owned(),
+        bars: vec![
+            ("Implemented".to_owned(), 61.0),
+            ("Partially implemented".to_owned(), 23.0),
+            ("Not started <b>".to_owned(), 9.0),
+        ],
+    }
+}
+
+fn report() -> Document {
+    Document {
+        title: "Gap analysis".to_owned(),
+        body_markdown: "# Executive summary\n\nReadiness rose.\n".to_owned(),
+        contents: true,
+        blocks: vec![
+            Block::Chart(readiness_chart()),
+            Block::Chart(status_chart()),
+            Block::PageBreak,
+            Block::Markdown("# Findings\n\n## Access control\n\nSee the register.\n".to_owned()),
+            Block::PageBreak,
+            Block::Markdown("# Appendix\n\nMethod.\n".to_owned()),
+        ],
+        ..Document::default()
+    }
+}
+
+#[test]
+fn report_pdf_has_contents_charts_and_page_breaks() {
+    let bytes = render_pdf(&report()).expect("render report");
+    let pdf = TempPdf::new(&bytes);
+    // Title and contents; the summary with both charts; findings; appendix.
+    assert_eq!(page_count(&pdf), 4);
+
+    let contents = page_text(&pdf, 1);
+    for heading in [
+        "Contents",
+        "Executive summary",
+        "Findings",
+        "Access control",
+        "Appendix",
+    ] {
+        assert!(
+            contents.contains(heading),
+            "{heading:?} not in contents:\n{contents}"
+        );
+    }
+    assert!(
+        !contents.contains("Readiness rose"),
+        "body on the contents page"
+    );
+
+    let summary = page_text(&pdf, 2);
+    for expected in [
+        "Readiness rose.",
+        "Readiness by framework",
+        "Readiness (%)",
+        // Legend labels, literally.
+        "ISO/IEC 27001",
+        "SOC 2 #panic() $x$ ]",
+        // Axis ticks: 0–100 for percentages, dates on x every fortnight.
+        "100",
+        "1 Jan 2025",
+        "15 Jan 2025",
+        "Controls by status",
+        "Partially implemented",
+        "Not started <b>",
+        "61",
+        "23",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "missing {expected:?} in:\n{summary}"
+        );
+    }
+    assert!(page_text(&pdf, 3).contains("Access control"));
+    assert!(page_text(&pdf, 4).contains("Method."));
+}
+
+/// Page breaks in the PDF and the DOCX: `w:pageBreakBefore` on the next paragraph, or a
+/// paragraph holding a `w:br w:type="page"` before a table.
+fn docx_page_breaks(doc: &Document) -> usize {
+    let bytes = render_docx(doc).expect("render DOCX");
+    let document = part(&mut unzip(&bytes), "word/document.xml");
+    document.matches("<w:pageBreakBefore").count() + document.matches("w:type=\"page\"").count()
+}
+
+#[test]
+fn page_breaks_never_make_empty_pages() {
+    let doc = Document {
+        title: "Breaks".to_owned(),
+        blocks: vec![
+            Block::Markdown("First".to_owned()),
+            Block::PageBreak,
+            Block::PageBreak,
+            Block::Markdown("| Second |\n|---|\n| table |".to_owned()),
+            Block::PageBreak,
+        ],
+        ..Document::default()
+    };
+    let pdf = TempPdf::new(&render_pdf(&doc).expect("render"));
+    assert_eq!(
+        page_count(&pdf),
+        2,
+        "repeated or trailing breaks made pages"
+    );
+    assert!(page_text(&pdf, 1).contains("First"));
+    assert!(page_text(&pdf, 2).contains("Second"));
+    assert_eq!(docx_page_breaks(&doc), 1);
+
+    // A break right after the contents page adds nothing either.
+    let doc = Document {
+        title: "Contents then break".to_owned(),
+        contents: true,
+        blocks: vec![Block::PageBreak, Block::Markdown("# Only".to_owned())],
+        ..Document::default()
+    };
+    let pdf = TempPdf::new(&render_pdf(&doc).expect("render"));
+    assert_eq!(page_count(&pdf), 2);
+    assert!(page_text(&pdf, 2).contains("Only"));
+    assert_eq!(docx_page_breaks(&doc), 1);
+}
+
+#[test]
+fn degenerate_charts_render_everywhere() {
+    let nan = f64::NAN;
+    let charts = vec![
+        Chart::Line {
+            title: String::new(),
+            y_label: String::new(),
+            series: Vec::new(),
+        },
+        Chart::Line {
+            title: "No points".to_owned(),
+            y_label: "%".to_owned(),
+            series: vec![Series::default()],
+        },
+        Chart::Line {
+            title: "One point".to_owned(),
+            y_label: "%".to_owned(),
+            series: vec![Series {
+                label: "Lonely".to_owned(),
+                points: vec![(day(2025, 5, 1), 50.0)],
+            }],
+        },
+        Chart::Line {
+            title: "Gaps and extremes".to_owned(),
+            y_label: "count".to_owned(),
+            series: vec![
+                Series {
+                    label: "All NaN".to_owned(),
+                    points: vec![(day(2025, 1, 1), nan), (day(2025, 1, 2), nan)],
+                },
+                Series {
+                    label: "Extremes".to_owned(),
+                    points: vec![
+                        (day(1, 1, 1), f64::MAX),
+                        (day(2025, 1, 1), f64::INFINITY),
+                        (day(2025, 1, 2), f64::MIN),
+                        (NaiveDate::MAX, -0.0),
+                        (NaiveDate::MIN, 5e-324),
+                    ],
+                },
+            ],
+        },
+        Chart::Bar {
+            title: "No bars".to_owned(),
+            bars: Vec::new(),
+        },
+        Chart::Bar {
+            title: "Odd bars".to_owned(),
+            bars: vec![
+                (String::new(), nan),
+                ("Negative".to_owned(), -3.0),
+                ("Huge".to_owned(), 1e300),
+                ("Zero".to_owned(), 0.0),
+            ],
+        },
+    ];
+    let doc = Document {
+        title: "Degenerate charts".to_owned(),
+        blocks: charts.into_iter().map(Block::Chart).collect(),
+        ..Document::default()
+    };
+    let bytes = render_pdf(&doc).expect("degenerate charts render");
+    let text = pdf_text(&TempPdf::new(&bytes));
+    for expected in [
+        "No data",
+        "One point",
+        "Lonely",
+        "All NaN",
+        "n/a",
+        "Negative",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    render_docx(&doc).expect("DOCX");
+    let markdown = render_markdown(&doc);
+    assert!(markdown.contains("| Negative | \\-3 |"), "{markdown}");
+}
+
+#[test]
+fn oversized_charts_are_rejected() {
+    let points = (0..=MAX_CHART_POINTS)
+        .map(|i| (day(2025, 1, 1), i as f64))
+        .collect();
+    let doc = Document {
+        blocks: vec![Block::Chart(Chart::Line {
+            title: "Too many points".to_owned(),
+            y_label: String::new(),
+            series: vec![Series {
+                label: "x".to_owned(),
+                points,
+            }],
+        })],
+        ..Document::default()
+    };
+    for result in [render_pdf(&doc), render_docx(&doc)] {
+        assert!(
+            matches!(
+                result,
+                Err(DocsError::TooLarge {
+                    part: "chart",
+                    unit: "points",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    let doc = Document {
+        blocks: vec![Block::Markdown("x".repeat(MAX_BODY_BYTES)); 2],
+        ..Document::default()
+    };
+    assert!(matches!(
+        render_pdf(&doc),
+        Err(DocsError::TooLarge { part: "body", .. })
+    ));
+}
+
+#[test]
+fn report_docx_has_toc_chart_tables_and_breaks() {
+    let bytes = render_docx(&report()).expect("render DOCX");
+    let mut archive = unzip(&bytes);
+    let document = part(&mut archive, "word/document.xml");
+    assert!(
+        document.contains("TOC \\o &quot;1-3&quot;"),
+        "no TOC field: {document}"
+    );
+    let paras = paragraphs(&document);
+    let styled = |style: &str| -> Vec<&str> {
+        paras
+            .iter()
+            .filter(|p| p.style.as_deref() == Some(style))
+            .map(|p| p.text.as_str())
+            .collect()
+    };
+    assert_eq!(styled("TOCHeading"), ["Contents"]);
+    // The field's cached result lists every heading, each linked to a bookmark on it.
+    assert_eq!(
+        styled("TOC1"),
+        ["Executive summary", "Findings", "Appendix"]
+    );
+    assert_eq!(styled("TOC2"), ["Access control"]);
+    for n in 1..=4 {
+        let name = format!("_Toc_ruleiq_{n}");
+        assert!(
+            document.contains(&format!("w:anchor=\"{name}\""))
+                && document.contains(&format!("<w:bookmarkStart w:id=\"{n}\" w:name=\"{name}\"")),
+            "entry {n} is not linked to its heading: {document}"
+        );
+    }
+    assert_eq!(
+        styled("Caption"),
+        [
+            "Readiness by framework — Readiness (%)",
+            "Controls by status"
+        ]
+    );
+    let cells: Vec<&str> = paras
+        .iter()
+        .filter(|p| p.in_table)
+        .map(|p| p.text.as_str())
+        .collect();
+    for expected in [
+        "Date",
+        "ISO/IEC 27001",
+        "SOC 2 #panic() $x$ ]",
+        "1 Feb 2025",
+        "35.5",
+        "Not started <b>",
+        "23",
+    ] {
+        assert!(
+            cells.contains(&expected),
+            "{expected:?} not a cell: {cells:?}"
+        );
+    }
+    // After the contents, and before Findings and Appendix.
+    assert_eq!(docx_page_breaks(&report()), 3);
+    let styles = part(&mut archive, "word/styles.xml");
+    assert!(styles.contains("w:styleId=\"TOC1\""), "no TOC styles");
+}
+
+#[test]
+fn report_markdown_has_contents_and_chart_tables() {
+    let markdown = render_markdown(&report());
+    for expected in [
+        "## Contents\n\n- Executive summary\n- Findings\n  - Access control\n- Appendix\n",
+        // Chart text is escaped like header fields: every ASCII punctuation character.
+        "**Readiness by framework — Readiness \\(\\%\\)**",
+        "| Date | ISO\\/IEC 27001 | SOC 2 \\#panic\\(\\) \\$x\\$ \\] |",
+        "| 1 Feb 2025 | 35\\.5 |  |",
+        "| Not started \\<b\\> | 9 |",
+        "\n---\n\n# Findings",
+    ] {
+        assert!(
+            markdown.contains(expected),
+            "missing {expected:?} in:\n{markdown}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// XLSX
+
+type XlsxReader = calamine::Xlsx<std::io::Cursor<Vec<u8>>>;
+
+fn open_xlsx(bytes: &[u8]) -> XlsxReader {
+    calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).expect("XLSX opens")
+}
+
+/// The Excel serial number of a date: days since 1899-12-30.
+fn serial(date: NaiveDate) -> f64 {
+    (date - day(1899, 12, 30)).num_days() as f64
+}
+
+fn evidence_register() -> Workbook {
+    let moment: DateTime<Utc> = "2025-03-01T14:30:15Z".parse().expect("RFC 3339");
+    Workbook {
+        title: "Evidence register — Acme".to_owned(),
+        sheets: vec![
+            Sheet {
+                name: "Evidence: register [2025]".to_owned(),
+                columns: vec![
+                    Column::new("Reference"),
+                    Column::new("Title").with_width(40.0),
+                    Column::new("Score"),
+                    Column::new("Collected"),
+                    Column::new("Reviewed at"),
+                    Column::new("Approved"),
+                    Column::new("Link"),
+                ],
+                rows: vec![
+                    vec![
+                        Cell::Integer(1),
+                        Cell::Text("=HYPERLINK(\"http://evil\",\"x\")".to_owned()),
+                        Cell::Number(87.5),
+                        Cell::Date(day(2025, 3, 1)),
+                        Cell::DateTime(moment),
+                        Cell::Bool(true),
+                        Cell::Link {
+                            url: "https://example.com/evidence/1".to_owned(),
+                            text: "Evidence 1".to_owned(),
+                        },
+                    ],
+                    vec![
+                        Cell::Integer(1_234_567_890_123_456_789),
+                        Cell::Text("Multi\nline, \"quoted\" _x0041_".to_owned()),
+                        Cell::Number(f64::NAN),
+                        Cell::Date(day(1850, 1, 1)),
+                        Cell::Empty,
+                        Cell::Bool(false),
+                        Cell::Link {
+                            url: "javascript:alert(1)".to_owned(),
+                            text: "click".to_owned(),
+                        },
+                        Cell::Text("beyond the header".to_owned()),
+                    ],
+                ],
+            },
+            Sheet {
+                name: "evidence- register (2025)".to_owned(),
+                ..Sheet::default()
+            },
+        ],
+    }
+}
+
+#[test]
+fn xlsx_reads_back_with_typed_cells() {
+    use calamine::{Data, Reader};
+
+    let bytes = render_xlsx(&evidence_register()).expect("render XLSX");
+    let mut book = open_xlsx(&bytes);
+    assert_eq!(
+        book.sheet_names(),
+        ["Evidence- register (2025)", "evidence- register (2025) (2)"]
+    );
+    let range = book
+        .worksheet_range("Evidence- register (2025)")
+        .expect("first sheet");
+    let cell = |row: usize, col: usize| range.get((row, col)).cloned().unwrap_or(Data::Empty);
+    let text = |s: &str| Data::String(s.to_owned());
+
+    let header: Vec<Data> = (0..7).map(|col| cell(0, col)).collect();
+    assert_eq!(
+        header,
+        [
+            "Reference",
+            "Title",
+            "Score",
+            "Collected",
+            "Reviewed at",
+            "Approved",
+            "Link"
+        ]
+        .map(text)
+    );
+    assert_eq!(cell(1, 0), Data::Float(1.0));
+    assert_eq!(cell(1, 1), text("=HYPERLINK(\"http://evil\",\"x\")"));
+    assert_eq!(cell(1, 2), Data::Float(87.5));
+    match cell(1, 3) {
+        Data::DateTime(date) => {
+            assert!(date.is_datetime());
+            assert_eq!(date.as_f64(), serial(day(2025, 3, 1)));
+        }
+        other => panic!("date cell is {other:?}"),
+    }
+    match cell(1, 4) {
+        Data::DateTime(moment) => {
+            let expected = serial(day(2025, 3, 1)) + (14.0 * 3600.0 + 30.0 * 60.0 + 15.0) / 86400.0;
+            assert!((moment.as_f64() - expected).abs() < 1e-6, "{moment:?}");
+        }
+        other => panic!("date-time cell is {other:?}"),
+    }
+    assert_eq!(cell(1, 5), Data::Bool(true));
+    assert_eq!(cell(1, 6), text("Evidence 1"));
+    // Too big for Excel's 15 digits: text, every digit kept.
+    assert_eq!(cell(2, 0), text("1234567890123456789"));
+    assert_eq!(cell(2, 1), text("Multi\nline, \"quoted\" _x0041_"));
+    assert_eq!(cell(2, 2), Data::Empty, "NaN leaves the cell empty");
+    assert_eq!(cell(2, 3), text("1850-01-01"));
+    assert_eq!(cell(2, 5), Data::Bool(false));
+    assert_eq!(cell(2, 6), text("click (javascript:alert(1))"));
+    assert_eq!(cell(2, 7), text("beyond the header"));
+
+    // Text is never a formula.
+    let formulas = book
+        .worksheet_formula("Evidence- register (2025)")
+        .expect("formulas");
+    assert!(
+        formulas.used_cells().all(|(_, _, f)| f.is_empty()),
+        "a cell became a formula"
+    );
+
+    let mut archive = unzip(&bytes);
+    let core = part(&mut archive, "docProps/core.xml");
+    assert!(
+        core.contains("<dc:title>Evidence register — Acme</dc:title>"),
+        "{core}"
+    );
+    let sheet = part(&mut archive, "xl/worksheets/sheet1.xml");
+    assert!(sheet.contains("<autoFilter ref=\"A1:H3\""), "{sheet}");
+    assert!(
+        sheet.contains("ySplit=\"1\"") && sheet.contains("state=\"frozen\""),
+        "header row not frozen: {sheet}"
+    );
+    assert!(
+        sheet.contains("<col min=\"2\" max=\"2\" width=\"40.7"),
+        "explicit width not set: {sheet}"
+    );
+    assert_eq!(sheet.matches("<hyperlink ").count(), 1, "{sheet}");
+    let styles = part(&mut archive, "xl/styles.xml");
+    assert!(styles.contains("<b/>"), "no bold header font: {styles}");
+    assert!(styles.contains("formatCode=\"yyyy-mm-dd\""), "{styles}");
+}
+
+#[test]
+fn xlsx_limits_are_enforced() {
+    let rows = Sheet {
+        name: "Big".to_owned(),
+        columns: vec![Column::new("A")],
+        rows: vec![Vec::new(); MAX_SHEET_ROWS + 1],
+    };
+    let result = render_xlsx(&Workbook {
+        title: "Big".to_owned(),
+        sheets: vec![rows.clone()],
+    });
+    assert!(
+        matches!(
+            result,
+            Err(DocsError::TooLarge {
+                part: "sheet",
+                unit: "rows",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(matches!(
+        render_csv(&rows),
+        Err(DocsError::TooLarge { unit: "rows", .. })
+    ));
+    let result = render_xlsx(&Workbook {
+        title: "Many".to_owned(),
+        sheets: vec![Sheet::default(); MAX_SHEETS + 1],
+    });
+    assert!(
+        matches!(result, Err(DocsError::TooLarge { unit: "sheets", .. })),
+        "{result:?}"
+    );
+    // An empty workbook is still a valid file with one sheet.
+    let bytes = render_xlsx(&Workbook::default()).expect("empty workbook");
+    assert_eq!(calamine::Reader::sheet_names(&open_xlsx(&bytes)).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+fn read_csv(bytes: &[u8]) -> Vec<Vec<String>> {
+    let body = bytes
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .expect("CSV starts with a UTF-8 byte-order mark");
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body)
+        .records()
+        .map(|r| r.expect("valid CSV").iter().map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn csv_round_trips_and_neutralises_formulas() {
+    let sheet = &evidence_register().sheets[0];
+    let bytes = render_csv(sheet).expect("render CSV");
+    assert!(bytes.windows(2).any(|w| w == b"\r\n"), "rows end in CRLF");
+    let rows = read_csv(&bytes);
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "Reference",
+                "Title",
+                "Score",
+                "Collected",
+                "Reviewed at",
+                "Approved",
+                "Link",
+                ""
+            ],
+            vec![
+                "1",
+                "'=HYPERLINK(\"http://evil\",\"x\")",
+                "87.5",
+                "2025-03-01",
+                "2025-03-01 14:30:15",
+                "TRUE",
+                "Evidence 1 (https://example.com/evidence/1)",
+                ""
+            ],
+            vec![
+                "1234567890123456789",
+                "Multi\nline, \"quoted\" _x0041_",
+                "",
+                "1850-01-01",
+                "",
+                "FALSE",
+                "click (javascript:alert(1))",
+                "beyond the header"
+            ],
+        ]
+        .map(|row| row.into_iter().map(str::to_owned).collect::<Vec<_>>())
+    );
+
+    let hostile = Sheet {
+        name: String::new(),
+        columns: vec![Column::new("=cmd|' /C calc'!A0"), Column::new("Amount")],
+        rows: vec![
+            vec![Cell::from("+1"), Cell::Number(-5.0)],
+            vec![Cell::from("-2"), Cell::Integer(-7)],
+            vec![Cell::from("@SUM(A1:A2)"), Cell::from("\tTab")],
+            vec![Cell::from("\rCR"), Cell::from("safe = text")],
+        ],
+    };
+    let rows = read_csv(&render_csv(&hostile).expect("render"));
+    assert_eq!(
+        rows,
+        [
+            ["'=cmd|' /C calc'!A0", "Amount"],
+            ["'+1", "-5"],
+            ["'-2", "-7"],
+            ["'@SUM(A1:A2)", "'\tTab"],
+            ["'\rCR", "safe = text"],
+        ]
+        .map(|row| row.map(str::to_owned).to_vec())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Properties
 
 /// Mostly Markdown and typst punctuation, so structure (lists, tables, emphasis, escapes) is hit
@@ -547,5 +1201,136 @@ proptest! {
         prop_assert!(docx.starts_with(b"PK"));
         let markdown = render_markdown(&doc);
         prop_assert!(markdown.starts_with("# "));
+    }
+}
+
+/// Any text, with formula starts and CSV/XML specials made likely.
+fn cell_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        proptest::string::string_regex(r"[=+\-@\t\r\n\x00-\x08,;\x22'_xA0-9&<>é😀 ]{0,40}")
+            .expect("valid regex"),
+    ]
+}
+
+fn any_cell() -> impl Strategy<Value = Cell> {
+    prop_oneof![
+        cell_text().prop_map(Cell::Text),
+        any::<f64>().prop_map(Cell::Number),
+        any::<i64>().prop_map(Cell::Integer),
+        (-400_000i32..3_000_000).prop_map(|days| Cell::Date(
+            NaiveDate::from_num_days_from_ce_opt(days).unwrap_or_default()
+        )),
+        any::<i64>().prop_map(|s| Cell::DateTime(
+            DateTime::<Utc>::from_timestamp(s % 300_000_000_000, 0).unwrap_or_default()
+        )),
+        any::<bool>().prop_map(Cell::Bool),
+        Just(Cell::Empty),
+        (cell_text(), cell_text()).prop_map(|(url, text)| Cell::Link { url, text }),
+        cell_text().prop_map(|text| Cell::Link {
+            url: format!("https://x.example/{text}"),
+            text
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_cells_render_as_xlsx_and_csv(
+        name in cell_text(),
+        headers in proptest::collection::vec(cell_text(), 0..5),
+        rows in proptest::collection::vec(proptest::collection::vec(any_cell(), 0..7), 0..6),
+    ) {
+        let sheet = Sheet {
+            name,
+            columns: headers.iter().cloned().map(Column::new).collect(),
+            rows,
+        };
+        let xlsx = render_xlsx(&Workbook { title: "t\u{0}".to_owned(), sheets: vec![sheet.clone(); 2] })
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut book = open_xlsx(&xlsx);
+        let names = calamine::Reader::sheet_names(&book);
+        prop_assert_eq!(names.len(), 2);
+        let range = calamine::Reader::worksheet_range(&mut book, &names[0])
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (col, header) in headers.iter().enumerate() {
+            let read = range.get_value((0, col as u32)).cloned().unwrap_or(calamine::Data::Empty);
+            if header.is_empty() {
+                prop_assert_eq!(read, calamine::Data::Empty);
+            } else {
+                prop_assert_eq!(read, calamine::Data::String(header.clone()));
+            }
+        }
+        for (r, row) in sheet.rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                if let Cell::Text(text) = cell {
+                    let read = range.get_value(((r + 1) as u32, c as u32)).cloned().unwrap_or(calamine::Data::Empty);
+                    let expected = if text.is_empty() {
+                        calamine::Data::Empty
+                    } else {
+                        calamine::Data::String(text.clone())
+                    };
+                    prop_assert_eq!(read, expected);
+                }
+            }
+        }
+
+        let csv = render_csv(&sheet).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let read = read_csv(&csv);
+        let width = sheet.columns.len().max(sheet.rows.iter().map(Vec::len).max().unwrap_or(0));
+        prop_assert_eq!(read.len(), if width == 0 { 0 } else { sheet.rows.len() + 1 });
+        for (r, row) in sheet.rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                if let Cell::Text(text) = cell {
+                    let field = &read[r + 1][c];
+                    let unprefixed = field.strip_prefix('\'').filter(|_| {
+                        text.starts_with(['=', '+', '-', '@', '\t', '\r'])
+                    });
+                    prop_assert_eq!(unprefixed.unwrap_or(field), text.as_str());
+                    prop_assert!(!field.starts_with(['=', '+', '-', '@', '\t', '\r']));
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    // Each case compiles a PDF: few cases, as for `any_input_renders_a_pdf`.
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn any_chart_renders(
+        values in proptest::collection::vec(
+            prop_oneof![any::<f64>(), Just(f64::NAN), 0.0..100.0],
+            0..40,
+        ),
+        days in proptest::collection::vec(-1_000_000i32..1_000_000, 0..40),
+        label in any::<String>(),
+    ) {
+        let points: Vec<(NaiveDate, f64)> = days
+            .iter()
+            .zip(&values)
+            .map(|(d, v)| (day(2025, 1, 1) + chrono::Duration::days(i64::from(*d)), *v))
+            .collect();
+        let doc = Document {
+            blocks: vec![
+                Block::Chart(Chart::Line {
+                    title: label.clone(),
+                    y_label: label.clone(),
+                    series: vec![Series { label: label.clone(), points }],
+                }),
+                Block::Chart(Chart::Bar {
+                    title: label.clone(),
+                    bars: values.iter().take(20).map(|v| (label.clone(), *v)).collect(),
+                }),
+            ],
+            ..Document::default()
+        };
+        let pdf = render_pdf(&doc).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(pdf.starts_with(b"%PDF"));
+        render_docx(&doc).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(render_markdown(&doc).starts_with("# "));
     }
 }

@@ -6,6 +6,7 @@ use ruleiq_services::{
     evidence::{EXPIRE_JOB, EXTRACT_JOB, SWEEP_JOB, jobs::Upkeep},
     jobs::{Attempt, JobHandler},
     policies::{GENERATE_JOB, GenerateJob, PolicyWriter},
+    reports::{self, ReportWriter},
 };
 use serde::Deserialize;
 use std::{collections::HashMap, sync::Arc};
@@ -148,6 +149,7 @@ pub fn handlers(
     dashboard: Dashboard,
     upkeep: Upkeep,
     policies: PolicyWriter,
+    reports: ReportWriter,
 ) -> HashMap<String, Arc<dyn JobHandler>> {
     let mut map: HashMap<String, Arc<dyn JobHandler>> = HashMap::new();
     map.insert(CANARY.to_owned(), Arc::new(CanaryHandler));
@@ -168,7 +170,63 @@ pub fn handlers(
         GENERATE_JOB.to_owned(),
         Arc::new(PolicyGenerateHandler(policies)),
     );
+    map.insert(
+        reports::GENERATE_JOB.to_owned(),
+        Arc::new(ReportGenerateHandler(reports.clone())),
+    );
+    map.insert(
+        reports::EXPIRE_JOB.to_owned(),
+        Arc::new(ReportExpireHandler(reports)),
+    );
     map
+}
+
+/// Builds a report. Idempotent: a report already ready is left alone. After the
+/// last failed attempt the report is marked `failed` with the reason.
+#[derive(Debug)]
+pub struct ReportGenerateHandler(pub ReportWriter);
+
+#[async_trait]
+impl JobHandler for ReportGenerateHandler {
+    async fn run(
+        &self,
+        attempt: Attempt,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let job: reports::GenerateJob =
+            serde_json::from_value(payload).map_err(|e| format!("bad report payload: {e}"))?;
+        match self.0.run(&job).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if attempt.number >= attempt.max_attempts
+                    && let Err(db) = self.0.failed(&job, &e).await
+                {
+                    tracing::error!(error = %db, "could not mark a report failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs [`reports::EXPIRE_JOB`]: reports past their retention become `expired`.
+#[derive(Debug)]
+pub struct ReportExpireHandler(pub ReportWriter);
+
+#[async_trait]
+impl JobHandler for ReportExpireHandler {
+    async fn run(
+        &self,
+        _attempt: Attempt,
+        _payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let expired = self
+            .0
+            .expire_due()
+            .await
+            .map_err(|e| format!("report expiry: {e}"))?;
+        Ok(serde_json::json!({ "expired": expired }))
+    }
 }
 
 /// Writes a policy from its template (and a model, when one is configured and

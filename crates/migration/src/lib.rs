@@ -19,6 +19,7 @@ mod m20261126_000010_create_readiness_snapshots;
 mod m20261126_000011_create_evidence;
 mod m20261127_000012_create_policies;
 mod m20261127_000013_create_ai;
+mod m20261128_000014_create_reports;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_create_evidence::Migration),
             Box::new(m20261127_000012_create_policies::Migration),
             Box::new(m20261127_000013_create_ai::Migration),
+            Box::new(m20261128_000014_create_reports::Migration),
         ]
     }
 }

@@ -88,6 +88,33 @@ enum Command {
     /// Evidence storage: verify every stored file, expire and sweep now.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Reports: start the scheduled reports that are due, expire old files now (the
+    /// server does both on its own).
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+    /// Audit packs: check a downloaded pack against its manifest.
+    #[command(subcommand, name = "audit-pack")]
+    AuditPack(AuditPackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportsCommand {
+    /// Start every report whose schedule is due (each once, however many servers or
+    /// commands run at the same moment); a worker then builds them.
+    Tick,
+    /// Mark reports past `REPORT_RETENTION_DAYS` expired now; `ruleiq evidence sweep`
+    /// then removes their files.
+    Expire,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditPackCommand {
+    /// Check every file of an audit pack against the SHA-256 and size its manifest
+    /// lists; exits 1 when anything is missing, changed or unlisted.
+    Verify {
+        /// The pack (a .zip downloaded from ruleIQ).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +258,16 @@ enum JobsCommand {
     Test(JobsTestArgs),
     /// List recent jobs, newest first.
     List(JobsListArgs),
+    /// Run a failed or cancelled job again, with a fresh set of attempts.
+    Retry {
+        /// The job's id (from `ruleiq jobs list`).
+        id: String,
+    },
+    /// Cancel a queued job.
+    Cancel {
+        /// The job's id (from `ruleiq jobs list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +332,9 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     // Commands that need no settings at all.
+    if let Command::AuditPack(AuditPackCommand::Verify { file }) = &command {
+        return audit_pack_verify(file);
+    }
     if let Command::Secrets(SecretsCommand::Generate) = command {
         let s = secrets::generate();
         let mut out = std::io::stdout().lock();
@@ -362,11 +402,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Verify => verify(settings).await,
             Command::Jobs(JobsCommand::Test(args)) => jobs_test(settings, args).await,
             Command::Jobs(JobsCommand::List(args)) => jobs_list(settings, args).await,
+            Command::Jobs(JobsCommand::Retry { id }) => jobs_act(settings, &id, true).await,
+            Command::Jobs(JobsCommand::Cancel { id }) => jobs_act(settings, &id, false).await,
             Command::Admin(AdminCommand::Create(args)) => admin_create(settings, args).await,
             Command::Readiness(ReadinessCommand::Snapshot) => readiness_snapshot(settings).await,
             Command::Evidence(command) => evidence(settings, command).await,
+            Command::Reports(command) => reports(settings, command).await,
             Command::Demo(args) => demo(settings, args).await,
-            Command::Secrets(_) | Command::Openapi | Command::Content(_) => Ok(()),
+            Command::Secrets(_)
+            | Command::Openapi
+            | Command::Content(_)
+            | Command::AuditPack(_) => Ok(()),
         }
     })
 }
@@ -1028,6 +1074,88 @@ async fn admin_create(settings: Settings, args: AdminCreateArgs) -> Result<(), F
         Err(IdentityError::Invalid { field, message }) => {
             Err(Failure::Usage(format!("{field}: {message}")))
         }
+        Err(e) => Err(Failure::Failed(e.to_string())),
+    }
+}
+
+/// `ruleiq audit-pack verify FILE`: a table of what was checked, and the files that
+/// are not as the manifest lists them.
+fn audit_pack_verify(file: &std::path::Path) -> Result<(), Failure> {
+    let f = std::fs::File::open(file)
+        .map_err(|e| Failure::Failed(format!("cannot open {}: {e}", file.display())))?;
+    let v = ruleiq_services::reports::pack::verify(std::io::BufReader::new(f))
+        .map_err(|e| Failure::Failed(format!("{}: {e}", file.display())))?;
+    println!("verified  {} files ({} bytes)", v.verified, v.bytes);
+    for (label, names) in [
+        ("missing", &v.missing),
+        ("changed", &v.changed),
+        ("unlisted", &v.unlisted),
+    ] {
+        for n in names {
+            println!("{label:<9} {n}");
+        }
+    }
+    if v.is_intact() {
+        println!("ok        the pack matches its manifest");
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!(
+            "{} does not match its manifest: {} missing, {} changed, {} unlisted",
+            file.display(),
+            v.missing.len(),
+            v.changed.len(),
+            v.unlisted.len()
+        )))
+    }
+}
+
+/// `ruleiq reports tick|expire`.
+async fn reports(settings: Settings, command: ReportsCommand) -> Result<(), Failure> {
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    match command {
+        ReportsCommand::Tick => {
+            let started = components
+                .reports
+                .tick()
+                .await
+                .map_err(|e| Failure::Failed(format!("report schedules: {e}")))?;
+            println!("started {started} scheduled report(s)");
+        }
+        ReportsCommand::Expire => {
+            let expired = components
+                .reports
+                .writer()
+                .expire_due()
+                .await
+                .map_err(|e| Failure::Failed(format!("report expiry: {e}")))?;
+            println!("expired {expired} report(s)");
+        }
+    }
+    Ok(())
+}
+
+/// `ruleiq jobs retry ID` and `ruleiq jobs cancel ID`.
+async fn jobs_act(settings: Settings, id: &str, retry: bool) -> Result<(), Failure> {
+    let id: ruleiq_core::JobId = id
+        .trim()
+        .parse()
+        .map_err(|_| Failure::Usage(format!("{id:?} is not a job id; see `ruleiq jobs list`")))?;
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let done = if retry {
+        components.jobs.retry(None, id).await
+    } else {
+        components.jobs.cancel(None, id).await
+    };
+    match done {
+        Ok(job) => {
+            println!("{}  {}  {}", job.id, job.kind, job.status);
+            Ok(())
+        }
+        Err(ruleiq_services::jobs::JobError::NotFound) => Err(Failure::Failed(format!(
+            "no job {id}; see `ruleiq jobs list`"
+        ))),
         Err(e) => Err(Failure::Failed(e.to_string())),
     }
 }

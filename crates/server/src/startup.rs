@@ -73,6 +73,7 @@ pub struct Components {
     pub ai: ruleiq_services::ai::AiService,
     pub policies: ruleiq_services::policies::Policies,
     pub chat: ruleiq_services::chat::Chat,
+    pub reports: ruleiq_services::reports::Reports,
 }
 
 impl Components {
@@ -114,14 +115,23 @@ impl Components {
             search.clone(),
             clock.clone(),
         );
+        let dashboard = ruleiq_services::dashboard::Dashboard::new(db.clone(), clock.clone());
+        let report_writer = ruleiq_services::reports::ReportWriter::new(
+            db.clone(),
+            store.clone(),
+            dashboard.clone(),
+            clock.clone(),
+            settings.uploads.report_retention_days,
+        );
         let jobs = Jobs::new(
             db.clone(),
             Arc::new(queue.clone()),
             clock.clone(),
             ruleiq_jobs::kinds::handlers(
-                ruleiq_services::dashboard::Dashboard::new(db.clone(), clock.clone()),
+                dashboard,
                 upkeep.clone(),
                 writer.clone(),
+                report_writer.clone(),
             ),
             RetryPolicy::default(),
         );
@@ -129,6 +139,8 @@ impl Components {
             ruleiq_services::policies::Policies::new(writer, jobs.clone(), audit.clone());
         let chat =
             ruleiq_services::chat::Chat::new(db.clone(), ai.clone(), search.clone(), clock.clone());
+        let reports =
+            ruleiq_services::reports::Reports::new(report_writer, jobs.clone(), audit.clone());
         let evidence = Evidence::new(
             db.clone(),
             store,
@@ -153,6 +165,7 @@ impl Components {
             ai,
             policies,
             chat,
+            reports,
         })
     }
 
@@ -369,6 +382,7 @@ impl Application {
             evidence: components.evidence.clone(),
             policies: components.policies.clone(),
             chat: components.chat.clone(),
+            reports: components.reports.clone(),
             ai: components.ai.clone(),
             search,
             limiter,
@@ -432,6 +446,7 @@ impl Application {
             "ruleIQ is ready"
         );
         schedule_daily_snapshot(&self.components, self.shutdown.clone());
+        schedule_reports(&self.components, self.shutdown.clone());
         let shutdown = self.shutdown.clone();
         let grace = settings.server.shutdown_timeout;
         let result = serve(self.listener, self.router, shutdown, grace).await;
@@ -492,6 +507,28 @@ impl Components {
 /// server that was down at midnight catches up) and again just after each UTC
 /// midnight, with the evidence expiry and sweep jobs. Two instances may both queue
 /// them; every one of the jobs is idempotent.
+/// Starts the reports whose schedules are due, once a minute (just after each minute
+/// starts, when cron expressions fire). Every instance ticks; each schedule's run is
+/// claimed by one of them (see `ruleiq_services::reports::schedules`).
+fn schedule_reports(components: &Components, shutdown: CancellationToken) {
+    let reports = components.reports.clone();
+    let clock = components.clock.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = reports.tick().await {
+                tracing::warn!(error = %e, "could not check report schedules");
+            }
+            let now = clock.now();
+            let into_minute = u64::from(chrono::Timelike::second(&now));
+            let wait = std::time::Duration::from_secs(61 - into_minute.min(59));
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+}
+
 fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken) {
     let dashboard =
         ruleiq_services::dashboard::Dashboard::new(components.db.clone(), components.clock.clone());
@@ -516,10 +553,11 @@ fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken)
                 }
                 Err(e) => tracing::warn!(error = %e, "could not check today's readiness snapshot"),
             }
-            // Evidence upkeep: both jobs are idempotent, so two instances queueing
+            // Evidence and report upkeep: every job is idempotent, so two instances queueing
             // them, or a restart queueing them again, does no harm.
             for kind in [
                 ruleiq_services::evidence::EXPIRE_JOB,
+                ruleiq_services::reports::EXPIRE_JOB,
                 ruleiq_services::evidence::SWEEP_JOB,
             ] {
                 if let Err(e) = jobs

@@ -101,6 +101,11 @@ pub enum JobError {
     Queue(#[from] QueueError),
     #[error("database: {0}")]
     Database(#[from] DbErr),
+    #[error("no such job")]
+    NotFound,
+    /// The job is in a state the action does not apply to.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The most a worker waits for a retry that arrived before its due time.
@@ -268,6 +273,70 @@ impl Jobs {
                 .map(JobStatus::from)
                 .collect(),
         )
+    }
+
+    /// Cancels a queued job (of `organization_id`, when given): a worker that
+    /// receives it later leaves it alone.
+    ///
+    /// # Errors
+    /// [`JobError::NotFound`]; [`JobError::Conflict`] when it is running or finished.
+    pub async fn cancel(
+        &self,
+        organization_id: Option<Uuid>,
+        id: JobId,
+    ) -> Result<JobStatus, JobError> {
+        let record = self.scoped(organization_id, id).await?;
+        if !repo::cancel(&self.db, id, self.clock.now()).await? {
+            return Err(JobError::Conflict(format!(
+                "the job is {}; only a queued job can be cancelled",
+                record.status
+            )));
+        }
+        repo::find(&self.db, id)
+            .await?
+            .map(JobStatus::from)
+            .ok_or(JobError::NotFound)
+    }
+
+    /// Runs a failed or cancelled job again, with a fresh set of attempts.
+    ///
+    /// # Errors
+    /// [`JobError::NotFound`]; [`JobError::Conflict`] when it is not failed or
+    /// cancelled; a queue error.
+    pub async fn retry(
+        &self,
+        organization_id: Option<Uuid>,
+        id: JobId,
+    ) -> Result<JobStatus, JobError> {
+        let record = self.scoped(organization_id, id).await?;
+        let Some(again) = repo::requeue(&self.db, id, self.clock.now()).await? else {
+            return Err(JobError::Conflict(format!(
+                "the job is {}; only a failed or cancelled job can be retried",
+                record.status
+            )));
+        };
+        let envelope = JobEnvelope {
+            job_id: id,
+            kind: again.kind.clone(),
+            payload: again.payload.clone(),
+        };
+        if let Err(e) = self.queue.push(envelope, Duration::ZERO).await {
+            repo::fail(&self.db, id, &e.to_string(), self.clock.now()).await?;
+            return Err(e.into());
+        }
+        Ok(JobStatus::from(again))
+    }
+
+    async fn scoped(
+        &self,
+        organization_id: Option<Uuid>,
+        id: JobId,
+    ) -> Result<job_run::Model, JobError> {
+        let found = match organization_id {
+            Some(org) => repo::find_in_org(&self.db, org, id).await?,
+            None => repo::find(&self.db, id).await?,
+        };
+        found.ok_or(JobError::NotFound)
     }
 
     /// Counts by state.

@@ -19,5 +19,6 @@ pub mod plans;
 pub mod policies;
 pub mod profiles;
 pub mod ratelimit;
+pub mod reports;
 pub mod search;
 pub mod seed;

@@ -116,6 +116,7 @@ fn slug_and_title(status: StatusCode) -> (&'static str, &'static str) {
         405 => ("method-not-allowed", "Method not allowed"),
         408 => ("timeout", "Request timeout"),
         409 => ("conflict", "Conflict"),
+        410 => ("gone", "Gone"),
         413 => ("payload-too-large", "Payload too large"),
         415 => ("unsupported-media-type", "Unsupported media type"),
         422 => ("validation", "Validation failed"),
@@ -153,6 +154,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Locked(String),
+    /// Existed, but has been removed for good (an expired report's file).
+    #[error("{0}")]
+    Gone(String),
     /// A failure on our side. The message is logged, the client sees a generic detail.
     #[error("{0}")]
     Internal(String),
@@ -176,6 +180,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Locked(_) => StatusCode::LOCKED,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

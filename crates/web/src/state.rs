@@ -30,6 +30,7 @@ pub struct AppParts {
     pub evidence: ruleiq_services::evidence::Evidence,
     pub policies: ruleiq_services::policies::Policies,
     pub chat: ruleiq_services::chat::Chat,
+    pub reports: ruleiq_services::reports::Reports,
     pub ai: ruleiq_services::ai::AiService,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,

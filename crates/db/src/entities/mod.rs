@@ -32,6 +32,8 @@ pub mod question;
 pub mod question_control;
 pub mod readiness_snapshot;
 pub mod refresh_token;
+pub mod report;
+pub mod report_schedule;
 pub mod role;
 pub mod search_document;
 pub mod session;

@@ -585,14 +585,30 @@ pub async fn referenced<C: ConnectionTrait>(db: &C, shas: &[String]) -> Result<V
     if shas.is_empty() {
         return Ok(Vec::new());
     }
-    evidence_version::Entity::find()
+    let mut kept: Vec<String> = evidence_version::Entity::find()
         .select_only()
         .column(evidence_version::Column::Sha256)
         .distinct()
         .filter(evidence_version::Column::Sha256.is_in(shas.to_vec()))
         .into_tuple::<String>()
         .all(db)
-        .await
+        .await?;
+    // Report files share the store; a report being made or still within its
+    // retention keeps its file (an expired or deleted one does not).
+    kept.extend(
+        crate::entities::report::Entity::find()
+            .select_only()
+            .column(crate::entities::report::Column::Sha256)
+            .distinct()
+            .filter(crate::entities::report::Column::Sha256.is_in(shas.to_vec()))
+            .filter(crate::entities::report::Column::Status.eq("ready"))
+            .into_tuple::<Option<String>>()
+            .all(db)
+            .await?
+            .into_iter()
+            .flatten(),
+    );
+    Ok(kept)
 }
 
 /// Every stored version's hash and size, in pages by hash, for verification.

@@ -274,3 +274,60 @@ pub struct JobCounts {
     pub running: u64,
     pub failed: u64,
 }
+
+/// Cancels a job that has not started; `false` when it is running or finished.
+///
+/// # Errors
+/// On a database error.
+pub async fn cancel<C: ConnectionTrait>(
+    db: &C,
+    id: JobId,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = job_run::Entity::update_many()
+        .col_expr(job_run::Column::Status, Expr::value("cancelled"))
+        .col_expr(job_run::Column::FinishedAt, Expr::value(Some(now)))
+        .col_expr(
+            job_run::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job_run::Column::UpdatedAt, Expr::value(now))
+        .filter(job_run::Column::Id.eq(id.as_uuid()))
+        .filter(job_run::Column::Status.eq("queued"))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Puts a failed or cancelled job back in the queue with a fresh set of attempts;
+/// the record as it is now, or `None` when it was not failed or cancelled.
+///
+/// # Errors
+/// On a database error.
+pub async fn requeue<C: ConnectionTrait>(
+    db: &C,
+    id: JobId,
+    now: DateTime<Utc>,
+) -> Result<Option<job_run::Model>, DbErr> {
+    let res = job_run::Entity::update_many()
+        .col_expr(job_run::Column::Status, Expr::value("queued"))
+        .col_expr(job_run::Column::Attempts, Expr::value(0))
+        .col_expr(job_run::Column::Error, Expr::value(Option::<String>::None))
+        .col_expr(
+            job_run::Column::FinishedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            job_run::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job_run::Column::UpdatedAt, Expr::value(now))
+        .filter(job_run::Column::Id.eq(id.as_uuid()))
+        .filter(job_run::Column::Status.is_in(["failed", "cancelled"]))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(None);
+    }
+    find(db, id).await
+}

@@ -12,5 +12,6 @@ pub mod plans;
 pub mod policies;
 pub mod profiles;
 pub mod readiness;
+pub mod reports;
 pub mod roles;
 pub mod search;

@@ -203,3 +203,116 @@ async fn members_read_their_organisations_jobs_over_http() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_dead_job_is_retried_and_a_queued_one_cancelled_by_an_admin_of_its_organisation_only() {
+    use crate::{assessments::send, members::owner};
+    use reqwest::{Method, StatusCode};
+    let app = TestApp::spawn().await;
+    let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    let eve = owner(&app, "eve@example.co.uk", "Eve Ltd").await;
+    let (_, org) = send(&app, Method::GET, "/organization", &ann.token, None).await;
+    let org_id = uuid::Uuid::parse_str(org["id"].as_str().unwrap()).unwrap();
+    // Fails its only attempt: dead.
+    let id = app
+        .components
+        .jobs
+        .enqueue(
+            CANARY,
+            json!({"message": "again", "fail_attempts": 1}),
+            Some(org_id),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(finished(&app, id).await.status, "failed");
+    // Another organisation cannot see or touch it; a finished job cannot be cancelled.
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/jobs/{id}/retry"),
+        &eve.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, problem) = send(
+        &app,
+        Method::POST,
+        &format!("/jobs/{id}/cancel"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, again) = send(
+        &app,
+        Method::POST,
+        &format!("/jobs/{id}/retry"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["status"], "queued");
+    assert_eq!(again["attempts"], 0);
+    // The retry ran: with its attempts counted afresh from 1, the canary fails its
+    // first attempt again and the job is dead once more, with one attempt recorded.
+    let job = finished(&app, id).await;
+    assert_eq!(
+        (job.status.as_str(), job.attempts),
+        ("failed", 1),
+        "{job:?}"
+    );
+    let (status, problem) = send(
+        &app,
+        Method::POST,
+        &format!("/jobs/{id}/retry"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a dead job can be retried again: {problem}"
+    );
+    for bad in ["not-a-job", "00000000-0000-0000-0000-000000000000"] {
+        let (status, _) = send(
+            &app,
+            Method::POST,
+            &format!("/jobs/{bad}/retry"),
+            &ann.token,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    app.stop().await;
+
+    // Without a worker a job stays queued and can be cancelled; then it never runs.
+    let app =
+        TestApp::spawn_with(|raw| raw.embedded_worker = ruleiq_config::raw::Flag(false)).await;
+    let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    let (_, org) = send(&app, Method::GET, "/organization", &ann.token, None).await;
+    let org_id = uuid::Uuid::parse_str(org["id"].as_str().unwrap()).unwrap();
+    let id = app
+        .components
+        .jobs
+        .enqueue(CANARY, json!({}), Some(org_id), 3)
+        .await
+        .unwrap();
+    let (status, job) = send(
+        &app,
+        Method::POST,
+        &format!("/jobs/{id}/cancel"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["status"], "cancelled");
+    let err = app.components.jobs.cancel(None, id).await.unwrap_err();
+    assert!(matches!(err, JobError::Conflict(_)), "{err}");
+    app.stop().await;
+}

@@ -21,6 +21,7 @@ mod policies;
 mod query_counts;
 mod ratelimit;
 mod recovery;
+mod reports;
 mod ui;
 mod ui_evidence;
 mod ui_journey;

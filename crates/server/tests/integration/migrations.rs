@@ -40,6 +40,8 @@ const TABLES: &[&str] = &[
     "ai_budgets",
     "chat_conversations",
     "chat_messages",
+    "reports",
+    "report_schedules",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {

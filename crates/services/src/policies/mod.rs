@@ -1172,6 +1172,7 @@ fn document(
             p.version,
             p.status.replace('_', " ")
         )),
+        ..Default::default()
     }
 }
 

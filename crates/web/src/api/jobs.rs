@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use ruleiq_core::{JobId, Permission};
-use ruleiq_services::jobs::JobStatus;
+use ruleiq_services::jobs::{JobError, JobStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -20,6 +20,19 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(get))
+        .routes(routes!(retry))
+        .routes(routes!(cancel))
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::NotFound => ApiError::NotFound("no such job in your organisation".into()),
+            JobError::Conflict(m) => ApiError::Conflict(m),
+            JobError::Queue(q) => ApiError::Unavailable(q.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
 }
 
 /// A background job.
@@ -164,5 +177,64 @@ async fn get(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(not_found)?;
+    Ok(ApiJson(job.into()))
+}
+
+/// Runs a failed or cancelled job of the organisation again, with a fresh set of
+/// attempts.
+#[utoipa::path(
+    post,
+    path = "/jobs/{id}/retry",
+    tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, body = JobResponse),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, description = "No such job in your organisation", body = Problem),
+        (status = 409, description = "The job is not failed or cancelled", body = Problem),
+    )
+)]
+async fn retry(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    Path(id): Path<String>,
+) -> Result<ApiJson<JobResponse>, ApiError> {
+    let permit = principal.require(Permission::JobsManage)?;
+    let id = id.parse::<JobId>().map_err(|_| JobError::NotFound)?;
+    let job = state
+        .jobs
+        .retry(Some(permit.organization_id().as_uuid()), id)
+        .await?;
+    Ok(ApiJson(job.into()))
+}
+
+/// Cancels a queued job of the organisation.
+#[utoipa::path(
+    post,
+    path = "/jobs/{id}/cancel",
+    tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, body = JobResponse),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, description = "No such job in your organisation", body = Problem),
+        (status = 409, description = "The job is running or finished", body = Problem),
+    )
+)]
+async fn cancel(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    Path(id): Path<String>,
+) -> Result<ApiJson<JobResponse>, ApiError> {
+    let permit = principal.require(Permission::JobsManage)?;
+    let id = id.parse::<JobId>().map_err(|_| JobError::NotFound)?;
+    let job = state
+        .jobs
+        .cancel(Some(permit.organization_id().as_uuid()), id)
+        .await?;
     Ok(ApiJson(job.into()))
 }

@@ -15,6 +15,7 @@ pub mod plans;
 pub mod policies;
 pub mod profiles;
 pub mod rbac;
+pub mod reports;
 pub mod search;
 #[cfg(test)]
 mod tests;
@@ -113,6 +114,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(dashboard::router())
         .merge(evidence::router())
         .merge(policies::router())
+        .merge(reports::router())
         .merge(chat::router())
         .merge(ai::router())
         .merge(health::router())

@@ -314,6 +314,7 @@ fn explain(e: ApiError, prefix: &str, general: &str, max_bytes: u64) -> Result<F
             Failure::new(StatusCode::UNAUTHORIZED, general, capitalise(&m))
         }
         ApiError::Locked(m) => Failure::new(StatusCode::LOCKED, general, capitalise(&m)),
+        ApiError::Gone(m) => Failure::new(StatusCode::GONE, general, capitalise(&m)),
         ApiError::Unavailable(m) => {
             Failure::new(StatusCode::SERVICE_UNAVAILABLE, general, capitalise(&m))
         }

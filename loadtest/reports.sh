@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Measures issue 8's targets on a release build:
+#  1. the executive summary PDF and the statement of applicability XLSX of the `large`
+#     demo organisation, five of each one after another, timed as the job's own run
+#     (started → finished) and end to end (request → ready);
+#  2. an audit pack over 1 GB of evidence: a second organisation (the `small` demo)
+#     is given 21 files of 50 MiB of random bytes, then the pack is built while the
+#     server's resident memory is sampled every 100 ms.
+# Bounded: a few minutes (most of it uploading the gigabyte).
+#
+#   cargo build --release && loadtest/reports.sh [path/to/ruleiq] [sqlite|postgres]
+#
+# PostgreSQL uses a scratch database `ruleiq_load` on 127.0.0.1:5432 (user postgres),
+# dropped and made again. Needs curl and python3 (and psql for PostgreSQL).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+engine="${2:-sqlite}"
+port="${PORT:-8781}"
+files="${PACK_FILES:-21}"
+dir="$(mktemp -d)"
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+cd "$dir"
+export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false MAX_UPLOAD_SIZE=$((60 * 1024 * 1024))
+if [ "$engine" = postgres ]; then
+  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_load' -c 'CREATE DATABASE ruleiq_load'
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/ruleiq_load"
+else
+  export DATABASE_URL="sqlite://$dir/db.sqlite?mode=rwc"
+fi
+base="http://127.0.0.1:$port/api/v1"
+password="otter lantern quarry velvet"
+
+"$bin" migrate up >/dev/null
+"$bin" seed >/dev/null
+echo "== ruleiq demo --size large ($engine), and a small one for the pack"
+echo "$password" | "$bin" demo --size large --email load@example.co.uk --password-stdin | grep 'ready in'
+echo "$password" | "$bin" demo --size small --email pack@example.co.uk --password-stdin | grep 'ready in'
+
+"$bin" serve --port "$port" >/dev/null 2>&1 &
+pid=$!
+until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+
+BASE="$base" PASSWORD="$password" PID="$pid" FILES="$files" python3 - <<'PY'
+import json, os, time, urllib.request, uuid
+from datetime import datetime
+base, password, pid = os.environ["BASE"], os.environ["PASSWORD"], int(os.environ["PID"])
+
+def call(method, path, token, body=None, raw=None, ctype="application/json"):
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(base + path, method=method, data=data,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": ctype})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.load(r)
+
+def login(email):
+    req = urllib.request.Request(base + "/auth/login", method="POST",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)["access_token"]
+
+def rss_mb():
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+def build(token, body, sample=False):
+    t0 = time.perf_counter()
+    r = call("POST", "/reports", token, body)
+    peak = rss_mb()
+    while True:
+        rep = call("GET", f"/reports/{r['report_id']}", token)
+        if sample:
+            peak = max(peak, rss_mb())
+        if rep["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1 if sample else 0.005)
+    end = (time.perf_counter() - t0) * 1000
+    assert rep["status"] == "ready", rep
+    run = (ts(rep["finished_at"]) - ts(call("GET", f"/jobs/{r['job_id']}", token)["started_at"])).total_seconds() * 1000
+    return run, end, rep, peak
+
+token = login("load@example.co.uk")
+for body, label in [
+    ({"report_type": "executive_summary", "format": "pdf"}, "executive summary PDF"),
+    ({"report_type": "statement_of_applicability", "format": "xlsx"}, "statement of applicability XLSX"),
+    ({"report_type": "gap_analysis", "format": "xlsx"}, "gap analysis XLSX"),
+    ({"report_type": "evidence_register", "format": "csv"}, "evidence register CSV"),
+]:
+    runs, ends = [], []
+    for _ in range(5):
+        run, end, rep, _ = build(token, body)
+        runs.append(run); ends.append(end)
+    runs.sort(); ends.sort()
+    print(f"{label:32} job median {runs[2]:7.1f} ms, max {runs[-1]:7.1f} ms; "
+          f"end to end median {ends[2]:7.1f} ms ({rep['size_bytes']} bytes)")
+
+# The pack: 1 GB of incompressible evidence in the small organisation.
+token = login("pack@example.co.uk")
+frameworks = call("GET", "/compliance/status", token)["frameworks"]
+slug = frameworks[0]["framework"]["slug"]
+control = call("GET", f"/frameworks/{slug}/controls?limit=1", token)["items"][0]["id"]
+boundary = "ruleiqloadboundary"
+size = 50 * 1024 * 1024
+t0 = time.perf_counter()
+for i in range(int(os.environ["FILES"])):
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nBackup image {i}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"evidence_type\"\r\n\r\nconfiguration\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"control_ids\"\r\n\r\n{control}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"backup-{i}.csv\"\r\n"
+            f"Content-Type: text/csv\r\n\r\n").encode()
+    # Printable random bytes: a CSV the sniffer accepts that no compressor shrinks much.
+    body = os.urandom(size).hex().encode()[:size]
+    call("POST", "/evidence", token, raw=head + b"a,b\n" + body + f"\r\n--{boundary}--\r\n".encode(),
+         ctype=f"multipart/form-data; boundary={boundary}")
+print(f"uploaded {os.environ['FILES']} x 50 MiB in {time.perf_counter() - t0:.0f} s")
+# Text extraction of the uploads runs as jobs: let it finish so it is not measured.
+while any(call("GET", f"/jobs?status={s}&limit=1", token)["items"] for s in ("queued", "running")):
+    time.sleep(0.5)
+before = rss_mb()
+run, end, rep, peak = build(token, {"report_type": "audit_pack", "format": "zip"}, sample=True)
+print(f"audit pack: {rep['size_bytes'] / 1e9:.2f} GB in {run / 1000:.1f} s (job), "
+      f"server RSS before {before:.0f} MB, peak while building {peak:.0f} MB")
+PY
