@@ -19,6 +19,8 @@ mod m20261126_000010_create_readiness_snapshots;
 mod m20261126_000011_create_evidence;
 mod m20261127_000012_create_policies;
 mod m20261127_000013_create_ai;
+// 000014 is being written on another branch; this one follows it.
+mod m20261128_000015_create_mail_outbox;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -43,6 +45,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_create_evidence::Migration),
             Box::new(m20261127_000012_create_policies::Migration),
             Box::new(m20261127_000013_create_ai::Migration),
+            // (000014 goes here.)
+            Box::new(m20261128_000015_create_mail_outbox::Migration),
         ]
     }
 }
