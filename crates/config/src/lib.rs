@@ -6,6 +6,7 @@
 //! [`Settings::load`] parses and validates in one step, so a running server never
 //! holds a setting it has not checked; every error names the setting at fault.
 
+pub mod mail;
 pub mod raw;
 pub mod secrets;
 
@@ -13,6 +14,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
+pub use mail::{MailSettings, SmtpSettings, SmtpTls};
 pub use raw::{KNOWN_KEYS, RawSettings};
 pub use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -360,28 +362,6 @@ pub struct RateLimitSettings {
     pub auth_per_minute: u32,
 }
 
-/// Outgoing e-mail.
-#[derive(Clone)]
-pub struct MailSettings {
-    /// `smtp://USER:PASSWORD@HOST:PORT` (STARTTLS when offered), `smtp://…?tls=required`
-    /// or `smtps://…`; `None` logs messages instead of sending them.
-    pub smtp_url: Option<SecretString>,
-    /// The `From` address.
-    pub from: String,
-    /// The address people reach this server at, for links in messages.
-    pub public_url: String,
-}
-
-impl fmt::Debug for MailSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MailSettings")
-            .field("smtp", &self.smtp_url.is_some())
-            .field("from", &self.from)
-            .field("public_url", &self.public_url)
-            .finish()
-    }
-}
-
 /// Live measurement switches.
 #[derive(Debug, Clone)]
 pub struct MonitoringSettings {
@@ -495,6 +475,8 @@ impl Settings {
     pub fn from_raw(raw: RawSettings) -> Result<Self, ConfigError> {
         // Read first: the checks below move fields out of `raw`.
         let ai = ai_settings(&raw)?;
+        let smtp = mail::smtp_settings(&raw)?;
+        let mail_from = mail::from_address(&raw)?;
         let environment = Environment::parse(&raw.environment.0).ok_or_else(|| {
             ConfigError::invalid(
                 "ENVIRONMENT",
@@ -664,28 +646,6 @@ impl Settings {
             ));
         }
 
-        let smtp_url = match non_empty(raw.smtp_url) {
-            None => None,
-            Some(url) => {
-                let parsed = url::Url::parse(&url).map_err(|e| {
-                    ConfigError::invalid("SMTP_URL", format!("not a valid URL ({e})"))
-                })?;
-                if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host().is_none() {
-                    return Err(ConfigError::invalid(
-                        "SMTP_URL",
-                        "expected smtp://USER:PASSWORD@HOST:PORT or smtps://…",
-                    ));
-                }
-                Some(SecretString::from(url))
-            }
-        };
-        let mail_from = raw.mail_from.0.trim().to_owned();
-        if !mail_from.contains('@') {
-            return Err(ConfigError::invalid(
-                "MAIL_FROM",
-                "must contain an address, such as ruleIQ <no-reply@example.com>",
-            ));
-        }
         let public_url = match non_empty(raw.public_url) {
             Some(url) => {
                 let parsed = url::Url::parse(&url).map_err(|e| {
@@ -697,6 +657,11 @@ impl Settings {
                 url.trim_end_matches('/').to_owned()
             }
             None => format!("http://{bind_address}:{}", raw.port),
+        };
+        let mail = MailSettings {
+            smtp,
+            from: mail_from,
+            public_url,
         };
 
         let trusted_proxies = raw
@@ -759,11 +724,7 @@ impl Settings {
                 interval: Duration::from_secs(raw.monitoring_interval_seconds),
                 sentry_dsn: non_empty(raw.sentry_dsn).map(SecretString::from),
             },
-            mail: MailSettings {
-                smtp_url,
-                from: mail_from,
-                public_url,
-            },
+            mail,
         };
         settings.check_production()?;
         Ok(settings)
@@ -811,7 +772,7 @@ impl Settings {
                     .into(),
             });
         }
-        Ok(())
+        mail::check_production(&self.mail)
     }
 
     /// The socket address to listen on.

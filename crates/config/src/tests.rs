@@ -82,6 +82,12 @@ fn invalid_values_name_the_variable() {
         ("BIND_ADDRESS", "localhost:80", "BIND_ADDRESS"),
         ("SMTP_URL", "http://mail.example", "SMTP_URL"),
         ("MAIL_FROM", "nobody", "MAIL_FROM"),
+        ("SMTP_FROM", "ruleIQ <no-reply@>", "SMTP_FROM"),
+        ("SMTP_HOST", "smtp.example.com:587", "SMTP_HOST"),
+        ("SMTP_HOST", "smtp://smtp.example.com", "SMTP_HOST"),
+        ("SMTP_PORT", "99999", "SMTP_PORT"),
+        ("SMTP_PORT", "twenty-five", "SMTP_PORT"),
+        ("SMTP_TLS", "starttls", "SMTP_TLS"),
         ("PUBLIC_URL", "ftp://ruleiq.example", "PUBLIC_URL"),
         ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES"),
         ("REPORT_RETENTION_DAYS", "3651", "REPORT_RETENTION_DAYS"),
@@ -275,4 +281,224 @@ fn files_stay_on_disk_unless_a_bucket_is_named() {
         assert!(err.to_string().contains("S3_ENDPOINT"), "{err}");
         Ok(())
     });
+}
+
+/// Loads with `vars` set, in a fresh jail.
+fn load_with(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let mut out = None;
+    Jail::expect_with(|jail| {
+        for (k, v) in vars {
+            jail.set_env(k, v);
+        }
+        out = Some(load_in(jail));
+        Ok(())
+    });
+    out.expect("the jail ran")
+}
+
+#[test]
+fn without_smtp_settings_mail_is_not_sent_and_from_has_a_default() {
+    let s = load_with(&[]).expect("defaults load");
+    assert!(s.mail.smtp.is_none());
+    assert_eq!(s.mail.from, mail::DEFAULT_FROM);
+}
+
+#[test]
+fn smtp_parts_are_read_with_defaults_by_tls_mode() {
+    let s = load_with(&[
+        ("SMTP_HOST", "smtp.example.com"),
+        ("SMTP_USERNAME", "mailer"),
+        ("SMTP_PASSWORD", "pass word"),
+        ("SMTP_FROM", "ruleIQ <compliance@example.com>"),
+    ])
+    .expect("loads");
+    let smtp = s.mail.smtp.clone().expect("configured");
+    assert_eq!(smtp.host, "smtp.example.com");
+    assert_eq!(
+        smtp.tls,
+        SmtpTls::StartTls,
+        "STARTTLS unless told otherwise"
+    );
+    assert_eq!(smtp.port, 587);
+    assert_eq!(smtp.username.as_deref(), Some("mailer"));
+    assert_eq!(
+        smtp.password.as_ref().map(ExposeSecret::expose_secret),
+        Some("pass word"),
+        "a password is not split or altered"
+    );
+    assert_eq!(s.mail.from, "ruleIQ <compliance@example.com>");
+    assert!(
+        !format!("{:?}", s.mail).contains("pass word"),
+        "the password never reaches a log"
+    );
+
+    for (tls, port) in [("tls", 465), ("TLS", 465), ("none", 25), ("StartTLS", 587)] {
+        let s = load_with(&[("SMTP_HOST", "10.0.0.25"), ("SMTP_TLS", tls)]).expect(tls);
+        assert_eq!(s.mail.smtp.expect("configured").port, port, "{tls}");
+    }
+    let s = load_with(&[
+        ("SMTP_HOST", "::1"),
+        ("SMTP_PORT", "2525"),
+        ("SMTP_TLS", "none"),
+    ])
+    .expect("an IPv6 host and an explicit port");
+    let smtp = s.mail.smtp.expect("configured");
+    assert_eq!((smtp.port, smtp.tls), (2525, SmtpTls::None));
+    assert!(smtp.is_loopback());
+}
+
+#[test]
+fn smtp_url_still_works_and_means_what_it_meant() {
+    let cases = [
+        ("smtp://127.0.0.1:2525", SmtpTls::None, 2525),
+        ("smtp://mail.example.com", SmtpTls::None, 25),
+        (
+            "smtp://mail.example.com?tls=required",
+            SmtpTls::StartTls,
+            587,
+        ),
+        (
+            "smtp://mail.example.com?tls=opportunistic",
+            SmtpTls::Opportunistic,
+            587,
+        ),
+        ("smtps://mail.example.com", SmtpTls::Tls, 465),
+    ];
+    for (url, tls, port) in cases {
+        let s = load_with(&[("SMTP_URL", url)]).expect(url);
+        let smtp = s.mail.smtp.expect("configured");
+        assert_eq!((smtp.tls, smtp.port), (tls, port), "{url}");
+        assert!(smtp.username.is_none() && smtp.password.is_none());
+    }
+    let s = load_with(&[(
+        "SMTP_URL",
+        "smtps://user%40example.com:p%2Fss@mail.example.com:4650/ruleiq.example",
+    )])
+    .expect("credentials");
+    let smtp = s.mail.smtp.expect("configured");
+    assert_eq!(smtp.username.as_deref(), Some("user@example.com"));
+    assert_eq!(
+        smtp.password.as_ref().map(ExposeSecret::expose_secret),
+        Some("p/ss")
+    );
+    assert_eq!(smtp.port, 4650);
+    assert_eq!(smtp.hello_name.as_deref(), Some("ruleiq.example"));
+}
+
+#[test]
+fn smtp_mistakes_are_named() {
+    // (variables, the setting the error must name, a word of its explanation)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            &[("SMTP_URL", "smtp://a.example"), ("SMTP_HOST", "b.example")],
+            "SMTP_URL",
+            "SMTP_HOST",
+        ),
+        (
+            &[("SMTP_URL", "smtp://a.example"), ("SMTP_TLS", "tls")],
+            "SMTP_URL",
+            "SMTP_TLS",
+        ),
+        (&[("SMTP_USERNAME", "mailer")], "SMTP_USERNAME", "SMTP_HOST"),
+        (&[("SMTP_PORT", "587")], "SMTP_PORT", "SMTP_HOST"),
+        (
+            &[
+                ("SMTP_HOST", "smtp.example.com"),
+                ("SMTP_USERNAME", "mailer"),
+            ],
+            "SMTP_PASSWORD",
+            "required",
+        ),
+        (
+            &[
+                ("SMTP_HOST", "smtp.example.com"),
+                ("SMTP_PASSWORD", "secret"),
+            ],
+            "SMTP_USERNAME",
+            "required",
+        ),
+        (
+            &[("SMTP_HOST", "smtp.example.com"), ("SMTP_PORT", "0")],
+            "SMTP_PORT",
+            "1 to 65535",
+        ),
+        (
+            &[("SMTP_HOST", "smtp.example.com"), ("SMTP_TLS", "ssl")],
+            "SMTP_TLS",
+            "starttls, tls, none",
+        ),
+        (
+            &[("SMTP_HOST", "smtp example com")],
+            "SMTP_HOST",
+            "host name",
+        ),
+        (&[("SMTP_URL", "smtp://")], "SMTP_URL", "host"),
+        (
+            &[("SMTP_URL", "smtp://a.example?tls=always")],
+            "SMTP_URL",
+            "tls=always",
+        ),
+        (
+            &[("SMTP_URL", "smtp://user@a.example")],
+            "SMTP_URL",
+            "no password",
+        ),
+        (
+            &[
+                ("SMTP_FROM", "a@example.com"),
+                ("MAIL_FROM", "b@example.com"),
+            ],
+            "SMTP_FROM",
+            "MAIL_FROM",
+        ),
+        (&[("SMTP_FROM", "ruleIQ")], "SMTP_FROM", "e-mail address"),
+        (
+            &[("SMTP_FROM", "a@example.com\r\nBcc: x@example.com")],
+            "SMTP_FROM",
+            "control",
+        ),
+    ];
+    for (vars, setting, detail) in cases {
+        let err = load_with(vars).expect_err(setting).to_string();
+        assert!(err.contains(setting), "{vars:?}: {err}");
+        assert!(err.contains(detail), "{vars:?}: {err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+}
+
+#[test]
+fn mail_from_is_still_read_and_agreeing_names_are_fine() {
+    let s = load_with(&[("MAIL_FROM", "Compliance <c@example.com>")]).expect("loads");
+    assert_eq!(s.mail.from, "Compliance <c@example.com>");
+    let s = load_with(&[
+        ("MAIL_FROM", "c@example.com"),
+        ("SMTP_FROM", " c@example.com "),
+    ])
+    .expect("the same address under both names");
+    assert_eq!(s.mail.from, "c@example.com");
+}
+
+#[test]
+fn production_refuses_a_password_over_an_unencrypted_connection() {
+    let strong = "x".repeat(MIN_SECRET_LEN);
+    let base = [
+        ("ENVIRONMENT", "production"),
+        ("JWT_SECRET_KEY", strong.as_str()),
+        ("SECRET_KEY", strong.as_str()),
+        ("SMTP_USERNAME", "mailer"),
+        ("SMTP_PASSWORD", "secret"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut vars = base.to_vec();
+        vars.extend_from_slice(extra);
+        load_with(&vars)
+    };
+    let err = with(&[("SMTP_HOST", "smtp.example.com"), ("SMTP_TLS", "none")])
+        .expect_err("clear-text password")
+        .to_string();
+    assert!(err.contains("SMTP_TLS"), "{err}");
+    with(&[("SMTP_HOST", "127.0.0.1"), ("SMTP_TLS", "none")])
+        .expect("a relay on this machine is fine");
+    with(&[("SMTP_HOST", "smtp.example.com")]).expect("STARTTLS is fine");
 }

@@ -20,6 +20,7 @@ mod m20261126_000011_create_evidence;
 mod m20261127_000012_create_policies;
 mod m20261127_000013_create_ai;
 mod m20261128_000014_create_reports;
+mod m20261128_000015_create_mail_outbox;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000012_create_policies::Migration),
             Box::new(m20261127_000013_create_ai::Migration),
             Box::new(m20261128_000014_create_reports::Migration),
+            Box::new(m20261128_000015_create_mail_outbox::Migration),
         ]
     }
 }

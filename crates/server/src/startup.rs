@@ -12,7 +12,7 @@ use ruleiq_services::{
     frameworks::Catalog,
     identity::Identity,
     jobs::{Jobs, RetryPolicy},
-    mail::{LogMailer, Mailer, SmtpMailer},
+    mail::{Mailer, Outbox, SmtpMailer},
     monitoring::Monitor,
     profiles::Profiles,
     ratelimit::{FallbackLimiter, MemoryLimiter, RateLimiter},
@@ -74,6 +74,8 @@ pub struct Components {
     pub policies: ruleiq_services::policies::Policies,
     pub chat: ruleiq_services::chat::Chat,
     pub reports: ruleiq_services::reports::Reports,
+    /// Outgoing e-mail: every message is stored here, then sent by [`Outbox::run`].
+    pub outbox: Outbox,
 }
 
 impl Components {
@@ -141,6 +143,7 @@ impl Components {
             ruleiq_services::chat::Chat::new(db.clone(), ai.clone(), search.clone(), clock.clone());
         let reports =
             ruleiq_services::reports::Reports::new(report_writer, jobs.clone(), audit.clone());
+        let outbox = mail_outbox(&settings, db.clone(), clock.clone())?;
         let evidence = Evidence::new(
             db.clone(),
             store,
@@ -166,6 +169,7 @@ impl Components {
             policies,
             chat,
             reports,
+            outbox,
         })
     }
 
@@ -241,6 +245,34 @@ async fn serve(
             Ok(())
         }
     }
+}
+
+/// The outbox, delivering through the configured SMTP server, or keeping messages as
+/// `logged` (with their content in the log outside production) when there is none.
+///
+/// # Errors
+/// When the `From` address or the server's TLS set-up is unusable.
+pub fn mail_outbox(
+    settings: &Settings,
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+) -> Result<Outbox, StartupError> {
+    let mail = &settings.mail;
+    let smtp = match &mail.smtp {
+        Some(smtp) => {
+            if smtp.tls == ruleiq_config::SmtpTls::None && !smtp.is_loopback() {
+                tracing::warn!(host = %smtp.host, "SMTP_TLS=none: mail to this server travels unencrypted");
+            }
+            Some(SmtpMailer::new(smtp, &mail.from).map_err(StartupError::Mail)?)
+        }
+        None => None,
+    };
+    Ok(Outbox::new(
+        db,
+        clock,
+        smtp,
+        !settings.environment.is_production(),
+    ))
 }
 
 /// The file store the settings name: a directory under `DATA_DIR`, or an S3 bucket.
@@ -447,11 +479,16 @@ impl Application {
         );
         schedule_daily_snapshot(&self.components, self.shutdown.clone());
         schedule_reports(&self.components, self.shutdown.clone());
+        let mail_sender = self.components.spawn_mail_sender(self.shutdown.clone());
         let shutdown = self.shutdown.clone();
         let grace = settings.server.shutdown_timeout;
         let result = serve(self.listener, self.router, shutdown, grace).await;
         if let Some(worker) = worker {
             let _ = tokio::time::timeout(grace, worker).await;
+        }
+        if let Some(sender) = mail_sender {
+            // A send cut short here is retried when its hold ends (see the outbox).
+            let _ = tokio::time::timeout(grace, sender).await;
         }
         self.components.db.clone().close().await.ok();
         tracing::info!("ruleIQ stopped");
@@ -472,15 +509,8 @@ impl Components {
             .as_ref()
             .ok_or(StartupError::MissingSecret("JWT_SECRET_KEY"))?;
         let audit = Audit::new(self.db.clone(), self.clock.clone());
-        let mail = &self.settings.mail;
-        let mailer: Arc<dyn Mailer> = match &mail.smtp_url {
-            Some(url) => Arc::new(
-                SmtpMailer::new(url.expose_secret(), &mail.from).map_err(StartupError::Mail)?,
-            ),
-            None => Arc::new(LogMailer {
-                show_content: !self.settings.environment.is_production(),
-            }),
-        };
+        // Identity's resets and invitations go through the outbox like all mail.
+        let mailer: Arc<dyn Mailer> = Arc::new(self.outbox.clone());
         Ok(Identity::new(
             self.db.clone(),
             self.clock.clone(),
@@ -488,8 +518,19 @@ impl Components {
             self.settings.auth.access_token_expire_minutes,
             audit,
         )
-        .with_mailer(mailer, &mail.public_url)
+        .with_mailer(mailer, &self.settings.mail.public_url)
         .with_session_cache(self.settings.auth.session_cache))
+    }
+
+    /// Starts the e-mail sender ([`Outbox::run`]) until `shutdown`; `None` when no
+    /// SMTP server is configured, as there is nothing to send. Safe on every instance
+    /// at once: each message is claimed by one sender.
+    #[must_use]
+    pub fn spawn_mail_sender(&self, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+        self.outbox.is_sending().then(|| {
+            let outbox = self.outbox.clone();
+            tokio::spawn(outbox.run(shutdown.cancelled_owned()))
+        })
     }
 
     /// The job queue's backend name.

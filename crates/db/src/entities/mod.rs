@@ -20,6 +20,7 @@ pub mod framework;
 pub mod framework_domain;
 pub mod invitation;
 pub mod job_run;
+pub mod mail_outbox;
 pub mod membership;
 pub mod organization;
 pub mod password_reset;

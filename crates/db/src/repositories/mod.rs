@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod frameworks;
 pub mod identity;
 pub mod jobs;
+pub mod mail;
 pub mod plans;
 pub mod policies;
 pub mod profiles;

@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 14 migration(s); 0 pending"),
+        run.stdout.contains("applied 15 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -165,17 +165,17 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("rolled back 1 migration(s); 13 applied")
+            .contains("rolled back 1 migration(s); 14 applied")
     );
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
-        run.stdout.contains("applied  m20261127_000013_create_ai"),
+        run.stdout.contains("applied  m20261128_000014_create_reports"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261128_000014_create_reports"),
+            .contains("pending  m20261128_000015_create_mail_outbox"),
         "{}",
         run.stdout
     );

@@ -14,6 +14,7 @@ mod health;
 mod http;
 mod identity;
 mod jobs;
+mod mail;
 mod members;
 mod migrations;
 mod plans;

@@ -42,6 +42,8 @@ const TABLES: &[&str] = &[
     "chat_messages",
     "reports",
     "report_schedules",
+    "mail_outbox",
+    "mail_outbox_attachments",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {
