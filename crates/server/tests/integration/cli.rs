@@ -169,7 +169,8 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     );
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
-        run.stdout.contains("applied  m20261128_000014_create_reports"),
+        run.stdout
+            .contains("applied  m20261128_000014_create_reports"),
         "{}",
         run.stdout
     );

@@ -635,23 +635,25 @@ impl ExecutiveSummary {
         } else {
             doc.body_markdown = intro;
             if !trend.is_empty() {
-                doc.blocks.push(ruleiq_docs::Block::Chart(ruleiq_docs::Chart::Line {
-                    title: "Readiness by framework".into(),
-                    y_label: "Readiness (%)".into(),
-                    series: trend,
-                }));
+                doc.blocks
+                    .push(ruleiq_docs::Block::Chart(ruleiq_docs::Chart::Line {
+                        title: "Readiness by framework".into(),
+                        y_label: "Readiness (%)".into(),
+                        series: trend,
+                    }));
             }
             doc.blocks.push(ruleiq_docs::Block::Markdown(b));
         }
         if !self.evidence_by_status.is_empty() {
-            doc.blocks.push(ruleiq_docs::Block::Chart(ruleiq_docs::Chart::Bar {
-                title: "Evidence by status".into(),
-                bars: self
-                    .evidence_by_status
-                    .iter()
-                    .map(|(s, n)| (s.replace('_', " "), *n as f64))
-                    .collect(),
-            }));
+            doc.blocks
+                .push(ruleiq_docs::Block::Chart(ruleiq_docs::Chart::Bar {
+                    title: "Evidence by status".into(),
+                    bars: self
+                        .evidence_by_status
+                        .iter()
+                        .map(|(s, n)| (s.replace('_', " "), *n as f64))
+                        .collect(),
+                }));
         }
         doc
     }
@@ -1253,7 +1255,8 @@ impl PolicyPack {
                 "Version {}; approved by {} on {}; next review {}.\n",
                 p.version,
                 p.approved_by.as_deref().unwrap_or("a former member"),
-                p.approved_at.map_or_else(|| "an unrecorded date".into(), day),
+                p.approved_at
+                    .map_or_else(|| "an unrecorded date".into(), day),
                 p.next_review_at.map_or_else(|| "not set".into(), day)
             );
             // A policy's own headings move down a level, under its title.
