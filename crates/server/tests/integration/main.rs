@@ -27,3 +27,4 @@ mod ui;
 mod ui_evidence;
 mod ui_journey;
 mod ui_policies;
+mod ui_reports;

@@ -14,10 +14,12 @@ mod charts;
 mod dashboard;
 mod evidence;
 mod frameworks;
+mod jobs;
 mod onboarding;
 mod plans;
 mod policies;
 mod recovery;
+mod reports;
 
 use askama::Template;
 use axum::{
@@ -73,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .merge(policies::router())
         .merge(assistant::router())
         .merge(ai_settings::router())
+        .merge(reports::router())
+        .merge(jobs::router())
 }
 
 async fn stylesheet() -> Response {
