@@ -119,7 +119,7 @@ fn action_label(action: &str) -> String {
 }
 
 /// A size as people read it: "840 bytes", "12.5 KB", "3.2 MB".
-fn human_size(bytes: u64) -> String {
+pub(super) fn human_size(bytes: u64) -> String {
     const KB: u64 = 1024;
     #[allow(clippy::cast_precision_loss)]
     let scaled = |unit: u64| {

@@ -137,24 +137,9 @@ fn status_label(s: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// A size as people read it: "840 bytes", "12.5 KB", "3.2 MB".
+/// A stored size as people read it (the evidence pages' wording).
 fn human_size(bytes: i64) -> String {
-    const KB: f64 = 1024.0;
-    #[allow(clippy::cast_precision_loss)]
-    let b = bytes.max(0) as f64;
-    let scaled = |v: f64| {
-        let s = format!("{v:.1}");
-        s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
-    };
-    if b < KB {
-        format!("{bytes} bytes")
-    } else if b < KB * KB {
-        format!("{} KB", scaled(b / KB))
-    } else if b < KB * KB * KB {
-        format!("{} MB", scaled(b / (KB * KB)))
-    } else {
-        format!("{} GB", scaled(b / (KB * KB * KB)))
-    }
+    super::evidence::human_size(u64::try_from(bytes).unwrap_or(0))
 }
 
 /// A report's title: its type's, or the stored name for one this server no longer
