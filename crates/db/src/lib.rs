@@ -6,6 +6,8 @@
 pub mod connect;
 pub mod entities;
 pub mod repositories;
+pub mod writer;
 
 pub use connect::{ConnectError, DatabaseHealth, connect, database_health, migrations_pending};
 pub use sea_orm::{self, DatabaseConnection, DbErr};
+pub use writer::writer_turn;

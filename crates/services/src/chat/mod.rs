@@ -577,6 +577,9 @@ impl Chat {
             created_at: now,
         };
         let org = p.conversation.organization_id;
+        // Four statements in one transaction: on SQLite, queue for the write lock in
+        // the process rather than in SQLite's sleeping busy handler (see `writer_turn`).
+        let _turn = ruleiq_db::writer_turn(&self.db).await;
         let txn = self.db.begin().await?;
         repo::insert_message(&txn, p.question).await?;
         repo::touch_conversation(&txn, org, p.conversation.id, p.title, now).await?;
