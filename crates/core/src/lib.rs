@@ -9,6 +9,7 @@ pub mod email;
 pub mod ids;
 pub mod profile;
 pub mod roles;
+pub mod size;
 
 pub use clock::{Clock, SystemClock};
 pub use compliance::{Criticality, Relation};
@@ -16,3 +17,4 @@ pub use email::Email;
 pub use ids::{ControlId, FrameworkId, JobId, OrganizationId, UserId};
 pub use profile::BusinessProfile;
 pub use roles::{Permission, Role};
+pub use size::human_size;

@@ -207,6 +207,15 @@ impl JobHandler for ReportGenerateHandler {
             }
         }
     }
+
+    async fn cancelled(&self, payload: serde_json::Value) -> Result<(), String> {
+        let job: reports::GenerateJob =
+            serde_json::from_value(payload).map_err(|e| format!("bad report payload: {e}"))?;
+        self.0
+            .failed(&job, "cancelled before it started; generate it again")
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Runs [`reports::EXPIRE_JOB`]: reports past their retention become `expired`.
@@ -256,5 +265,14 @@ impl JobHandler for PolicyGenerateHandler {
                 Err(e)
             }
         }
+    }
+
+    async fn cancelled(&self, payload: serde_json::Value) -> Result<(), String> {
+        let job: GenerateJob = serde_json::from_value(payload)
+            .map_err(|e| format!("bad policy generation payload: {e}"))?;
+        self.0
+            .generation_failed(&job, "cancelled before it started; generate it again")
+            .await
+            .map_err(|e| e.to_string())
     }
 }

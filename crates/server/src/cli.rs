@@ -95,6 +95,34 @@ enum Command {
     /// Audit packs: check a downloaded pack against its manifest.
     #[command(subcommand, name = "audit-pack")]
     AuditPack(AuditPackCommand),
+    /// Outgoing e-mail: read the outbox, send a failed message again, test SMTP.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// List outgoing messages, newest first: every organisation's and account mail.
+    List {
+        /// Only messages in this state.
+        #[arg(long, value_parser = ["queued", "sent", "failed", "logged"])]
+        status: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=200))]
+        limit: u64,
+    },
+    /// Send a failed or logged message again, with a fresh set of attempts.
+    Retry {
+        /// The message's id (from `ruleiq mail list`).
+        id: String,
+    },
+    /// Send a test message through the configured SMTP server now and report what the
+    /// server answered.
+    Test {
+        /// Where to send it.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,6 +436,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Readiness(ReadinessCommand::Snapshot) => readiness_snapshot(settings).await,
             Command::Evidence(command) => evidence(settings, command).await,
             Command::Reports(command) => reports(settings, command).await,
+            Command::Mail(command) => mail(settings, command).await,
             Command::Demo(args) => demo(settings, args).await,
             Command::Secrets(_)
             | Command::Openapi
@@ -460,10 +489,17 @@ async fn worker(settings: Settings, args: WorkerArgs) -> Result<(), Failure> {
     let name = args
         .name
         .unwrap_or_else(|| format!("worker-{}", std::process::id()));
-    let handle = components.spawn_worker(name, token);
+    let handle = components.spawn_worker(name, token.clone());
+    // A deployment that separates workers from the API may run no `serve` that sends
+    // mail, so the worker sends it too; the outbox's claim keeps each message to one
+    // sender however many run.
+    let mail_sender = components.spawn_mail_sender(token);
     handle
         .await
         .map_err(|e| Failure::Failed(format!("worker task failed: {e}")))?;
+    if let Some(sender) = mail_sender {
+        let _ = tokio::time::timeout(components.settings.server.shutdown_timeout, sender).await;
+    }
     Ok(())
 }
 
@@ -1130,6 +1166,91 @@ async fn reports(settings: Settings, command: ReportsCommand) -> Result<(), Fail
                 .await
                 .map_err(|e| Failure::Failed(format!("report expiry: {e}")))?;
             println!("expired {expired} report(s)");
+        }
+    }
+    Ok(())
+}
+
+async fn mail(settings: Settings, command: MailCommand) -> Result<(), Failure> {
+    use ruleiq_services::mail::{MailStatus, Message, OutboxQuery, OutboxScope};
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let outbox = &components.outbox;
+    let scope = OutboxScope::operator();
+    let failed = |e: ruleiq_services::mail::MailError| Failure::Failed(format!("mail: {e}"));
+    let print = |e: &ruleiq_services::mail::OutboxEntry| {
+        println!(
+            "{}  {:<6} attempts {}/{}  created {}  to {}  {:?}{}",
+            e.id,
+            e.status.as_str(),
+            e.attempts,
+            e.max_attempts,
+            e.created_at.format("%Y-%m-%d %H:%M:%S"),
+            e.recipients.join(", "),
+            e.subject,
+            e.last_error
+                .as_deref()
+                .map(|m| format!("  error: {m}"))
+                .unwrap_or_default()
+        );
+    };
+    match command {
+        MailCommand::List { status, limit } => {
+            let page = outbox
+                .list_outbox(
+                    &scope,
+                    &OutboxQuery {
+                        status: status.as_deref().and_then(MailStatus::parse),
+                        cursor: None,
+                        limit,
+                    },
+                )
+                .await
+                .map_err(failed)?;
+            if page.items.is_empty() {
+                println!("no messages");
+            }
+            page.items.iter().for_each(print);
+        }
+        MailCommand::Retry { id } => {
+            let id: uuid::Uuid = id.trim().parse().map_err(|_| {
+                Failure::Usage(format!(
+                    "{id:?} is not a message id; see `ruleiq mail list`"
+                ))
+            })?;
+            let entry = outbox.retry(&scope, id).await.map_err(failed)?;
+            print(&entry);
+            println!("queued again; a running server or worker sends it");
+        }
+        MailCommand::Test { to } => {
+            let id = outbox
+                .enqueue(Message {
+                    organization_id: None,
+                    to: vec![to],
+                    subject: "ruleIQ: test message".into(),
+                    text:
+                        "This message checks that ruleIQ can send e-mail through its SMTP server. \
+                           Nothing needs doing.\n"
+                            .into(),
+                    ..Message::default()
+                })
+                .await
+                .map_err(failed)?;
+            if !outbox.is_sending() {
+                return Err(Failure::Failed(format!(
+                    "no SMTP server is configured (set SMTP_HOST or SMTP_URL); message {id} was only logged"
+                )));
+            }
+            outbox.deliver_due().await.map_err(failed)?;
+            let entry = outbox.get(&scope, id).await.map_err(failed)?;
+            print(&entry);
+            if entry.status != MailStatus::Sent {
+                return Err(Failure::Failed(format!(
+                    "the SMTP server did not accept the test message: {}",
+                    entry.last_error.as_deref().unwrap_or("no reason was given")
+                )));
+            }
+            println!("sent: the SMTP server accepted the test message");
         }
     }
     Ok(())

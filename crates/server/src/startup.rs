@@ -118,13 +118,15 @@ impl Components {
             clock.clone(),
         );
         let dashboard = ruleiq_services::dashboard::Dashboard::new(db.clone(), clock.clone());
+        let outbox = mail_outbox(&settings, db.clone(), clock.clone())?;
         let report_writer = ruleiq_services::reports::ReportWriter::new(
             db.clone(),
             store.clone(),
             dashboard.clone(),
             clock.clone(),
             settings.uploads.report_retention_days,
-        );
+        )
+        .with_delivery(outbox.clone(), &settings.mail.public_url);
         let jobs = Jobs::new(
             db.clone(),
             Arc::new(queue.clone()),
@@ -143,7 +145,6 @@ impl Components {
             ruleiq_services::chat::Chat::new(db.clone(), ai.clone(), search.clone(), clock.clone());
         let reports =
             ruleiq_services::reports::Reports::new(report_writer, jobs.clone(), audit.clone());
-        let outbox = mail_outbox(&settings, db.clone(), clock.clone())?;
         let evidence = Evidence::new(
             db.clone(),
             store,
@@ -415,6 +416,7 @@ impl Application {
             policies: components.policies.clone(),
             chat: components.chat.clone(),
             reports: components.reports.clone(),
+            outbox: components.outbox.clone(),
             ai: components.ai.clone(),
             search,
             limiter,

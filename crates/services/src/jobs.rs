@@ -63,6 +63,13 @@ pub trait JobHandler: Send + Sync {
         attempt: Attempt,
         payload: serde_json::Value,
     ) -> Result<serde_json::Value, String>;
+
+    /// Called once a queued job of this kind has been cancelled, so that what it was
+    /// to make (a report, a policy) is marked as such rather than looking queued for
+    /// ever. Does nothing by default.
+    async fn cancelled(&self, _payload: serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// When to try a failed job again.
@@ -291,6 +298,12 @@ impl Jobs {
                 "the job is {}; only a queued job can be cancelled",
                 record.status
             )));
+        }
+        if let Some(handler) = self.handlers.get(&record.kind)
+            && let Err(e) = handler.cancelled(record.payload.clone()).await
+        {
+            // The job stays cancelled; what it was making shows its last state.
+            tracing::warn!(job = %id, kind = %record.kind, error = %e, "could not record a cancelled job's outcome");
         }
         repo::find(&self.db, id)
             .await?

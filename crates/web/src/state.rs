@@ -31,6 +31,8 @@ pub struct AppParts {
     pub policies: ruleiq_services::policies::Policies,
     pub chat: ruleiq_services::chat::Chat,
     pub reports: ruleiq_services::reports::Reports,
+    /// Outgoing e-mail, for the administrators' outbox.
+    pub outbox: ruleiq_services::mail::Outbox,
     pub ai: ruleiq_services::ai::AiService,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,

@@ -325,12 +325,7 @@ async fn a_report_reaches_every_recipient_with_its_attachment() {
         mail.data
     );
 
-    let part = mail
-        .data
-        .split("\r\n--")
-        .find(|p| p.contains("filename=\"readiness-2026-11.pdf\""))
-        .expect("the attachment is a MIME part with its file name");
-    let (headers, body) = part.split_once("\r\n\r\n").unwrap();
+    let (headers, decoded) = attachment(&mail.data, "readiness-2026-11.pdf");
     assert!(
         headers.contains("Content-Disposition: attachment"),
         "{headers}"
@@ -343,10 +338,6 @@ async fn a_report_reaches_every_recipient_with_its_attachment() {
         headers.contains("Content-Transfer-Encoding: base64"),
         "{headers}"
     );
-    let encoded: String = body.split_whitespace().collect();
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap();
     assert_eq!(decoded, pdf, "the attachment arrives byte for byte");
 
     let sent = entry(&outbox, id).await;
@@ -828,5 +819,269 @@ async fn the_server_delivers_through_smtp_host_and_port() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status, MailStatus::Sent);
+    app.stop().await;
+}
+
+/// A scheduled report reaches its schedule's recipients with the file attached, and the
+/// organisation's administrators (only they, and only theirs) read it in the outbox.
+#[tokio::test]
+async fn a_scheduled_report_is_mailed_with_its_file_and_listed_for_administrators() {
+    use crate::{
+        assessments::send,
+        members::{join, owner},
+    };
+    use reqwest::Method;
+    let sink = Sink::accepting().await;
+    let port = sink.port;
+    let app = TestApp::spawn_with(move |raw| {
+        raw.smtp_host = Some(text("127.0.0.1"));
+        raw.smtp_port = Some(port);
+        raw.smtp_tls = Some(text("none"));
+        raw.smtp_from = Some(text("Compliance <compliance@ruleiq.example>"));
+    })
+    .await;
+    let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    let eve = owner(&app, "eve@example.co.uk", "Eve Ltd").await;
+    let (status, schedule) = send(
+        &app,
+        Method::POST,
+        "/report-schedules",
+        &ann.token,
+        Some(json!({
+            "report_type": "executive_summary", "format": "pdf", "cron": "0 8 * * 1",
+            "timezone": "Europe/London", "recipients": ["board@ann.example", "cfo@ann.example"]
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{schedule}");
+    // Make it due and tick, as the server does each minute.
+    use ruleiq_db::{
+        entities::report_schedule,
+        sea_orm::{ColumnTrait, QueryFilter},
+    };
+    report_schedule::Entity::update_many()
+        .set(report_schedule::ActiveModel {
+            next_run_at: Set(chrono::DateTime::parse_from_rfc3339("2020-01-06T08:00:00Z")
+                .unwrap()
+                .to_utc()),
+            ..Default::default()
+        })
+        .filter(
+            report_schedule::Column::Id
+                .eq(Uuid::parse_str(schedule["id"].as_str().unwrap()).unwrap()),
+        )
+        .exec(&app.components.db)
+        .await
+        .unwrap();
+    app.components.reports.tick().await.unwrap();
+
+    // The message: both recipients, the subject, the PDF attached and whole.
+    let got = loop_until(|| {
+        sink.received()
+            .into_iter()
+            .find(|r| r.rcpt_to.iter().any(|t| t == "board@ann.example"))
+    })
+    .await;
+    assert_eq!(got.mail_from, "compliance@ruleiq.example");
+    let mut to = got.rcpt_to.clone();
+    to.sort();
+    assert_eq!(to, ["board@ann.example", "cfo@ann.example"]);
+    assert_eq!(
+        got.header("Subject").unwrap(),
+        "ruleIQ: your scheduled Executive summary is ready"
+    );
+    let (_, page) = send(&app, Method::GET, "/reports", &ann.token, None).await;
+    let report = &page["items"][0];
+    assert_eq!(report["status"], "ready", "{page}");
+    let file_name = report["file_name"].as_str().unwrap();
+    assert!(
+        got.data
+            .contains(&format!("/reports/{}", report["id"].as_str().unwrap())),
+        "the message links to the report's page"
+    );
+    let (headers, attached) = attachment(&got.data, file_name);
+    assert!(
+        headers.contains("Content-Type: application/pdf"),
+        "{headers}"
+    );
+    assert!(attached.starts_with(b"%PDF-"), "the attachment is the PDF");
+    assert_eq!(
+        attached.len() as u64,
+        report["size_bytes"].as_u64().unwrap()
+    );
+
+    // The outbox over HTTP: Ann's administrators see the message and its status.
+    let mut entry = json!(null);
+    for _ in 0..200 {
+        let (status, outbox) = send(&app, Method::GET, "/mail/outbox", &ann.token, None).await;
+        assert_eq!(status, StatusCode::OK, "{outbox}");
+        let items = outbox["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "only the organisation's own mail: {outbox}");
+        entry = items[0].clone();
+        if entry["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(entry["status"], "sent", "{entry}");
+    assert_eq!(entry["attachments"][0]["filename"], file_name);
+    let id = entry["id"].as_str().unwrap().to_owned();
+    let (status, one) = send(
+        &app,
+        Method::GET,
+        &format!("/mail/outbox/{id}"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["subject"], entry["subject"]);
+
+    // Bad input: another organisation, a member without organisation:manage, a sent
+    // message retried, an unknown status, a malformed id, no token.
+    let (_, theirs) = send(&app, Method::GET, "/mail/outbox", &eve.token, None).await;
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0, "{theirs}");
+    for (method, path) in [
+        (Method::GET, format!("/mail/outbox/{id}")),
+        (Method::POST, format!("/mail/outbox/{id}/retry")),
+        (Method::GET, "/mail/outbox/not-a-uuid".to_owned()),
+    ] {
+        let (status, problem) = send(&app, method, &path, &eve.token, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} → {problem}");
+    }
+    let viewer = join(&app, &ann, "val@example.co.uk", "viewer").await;
+    let (status, _) = send(&app, Method::GET, "/mail/outbox", &viewer.token, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, problem) = send(
+        &app,
+        Method::POST,
+        &format!("/mail/outbox/{id}/retry"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, problem) = send(
+        &app,
+        Method::GET,
+        "/mail/outbox?status=lost",
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "status");
+    let res = app
+        .client
+        .get(app.url("/api/v1/mail/outbox"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// Polls `found` for up to ten seconds.
+async fn loop_until<T>(found: impl Fn() -> Option<T>) -> T {
+    for _ in 0..500 {
+        if let Some(t) = found() {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not seen within ten seconds");
+}
+
+/// The headers and decoded bytes of the MIME part attaching `filename`.
+fn attachment(data: &str, filename: &str) -> (String, Vec<u8>) {
+    let part = data
+        .split("\r\n--")
+        // lettre writes a long name as an RFC 2231 parameter, `filename*0="…"`.
+        .find(|p| {
+            p.contains(&format!("filename=\"{filename}\""))
+                || p.contains(&format!("filename*0=\"{filename}\""))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no MIME part attaches {filename}:\n{}",
+                &data[..data.len().min(3000)]
+            )
+        });
+    let (headers, body) = part.split_once("\r\n\r\n").unwrap();
+    let encoded: String = body.split_whitespace().collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("a base64 body");
+    (headers.to_owned(), decoded)
+}
+
+/// The operator's commands: `ruleiq mail test` sends through the configured server and
+/// says what it answered; `ruleiq mail list` shows the message; mistakes exit non-zero
+/// with what to do.
+#[tokio::test]
+async fn the_mail_commands_test_smtp_and_list_the_outbox() {
+    let sink = Sink::accepting().await;
+    let app = TestApp::spawn().await;
+    // Run with tokio's process API: the sink answering SMTP runs on this runtime.
+    let ruleiq = async |smtp: bool, args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ruleiq"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &app.db.url)
+            .env("DATA_DIR", app.db.dir.path().join("data"))
+            .env("LOG_LEVEL", "warn")
+            .args(args);
+        if smtp {
+            cmd.env("SMTP_HOST", "127.0.0.1")
+                .env("SMTP_PORT", sink.port.to_string())
+                .env("SMTP_TLS", "none");
+        }
+        let out = cmd.output().await.unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = ruleiq(true, &["mail", "test", "--to", "ops@example.co.uk"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("sent: the SMTP server accepted the test message"),
+        "{stdout}"
+    );
+    let got = sink.wait_for(1).await;
+    assert_eq!(got[0].rcpt_to, ["ops@example.co.uk"]);
+    assert_eq!(got[0].header("Subject").unwrap(), "ruleIQ: test message");
+
+    let (code, stdout, _) = ruleiq(false, &["mail", "list"]).await;
+    assert_eq!(code, Some(0));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("ruleIQ: test message"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains(" sent ") && line.contains("ops@example.co.uk"),
+        "{line}"
+    );
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    let (_, failed_only, _) = ruleiq(false, &["mail", "list", "--status", "failed"]).await;
+    assert_eq!(failed_only.trim(), "no messages");
+
+    // A sent message cannot be sent again; nor can anything without a server.
+    let (code, _, stderr) = ruleiq(true, &["mail", "retry", &id]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("only failed or logged messages"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = ruleiq(false, &["mail", "test", "--to", "ops@example.co.uk"]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no SMTP server is configured"), "{stderr}");
+    let (code, _, stderr) = ruleiq(false, &["mail", "retry", "nope"]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("see `ruleiq mail list`"), "{stderr}");
+    let (code, _, stderr) = ruleiq(true, &["mail", "test", "--to", "not an address"]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("ruleiq: error: mail:"), "{stderr}");
     app.stop().await;
 }

@@ -772,3 +772,86 @@ async fn schedules_are_checked_listed_deleted_and_each_tick_runs_once_across_pro
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+/// Cancelling a report's queued job fails the report with the reason, rather than
+/// leaving it queued for ever; retrying the job builds it.
+#[tokio::test]
+async fn a_cancelled_report_job_fails_its_report_and_a_retry_builds_it() {
+    let app =
+        TestApp::spawn_with(|raw| raw.embedded_worker = ruleiq_config::raw::Flag(false)).await;
+    let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    let (status, accepted) = send(
+        &app,
+        Method::POST,
+        "/reports",
+        &ann.token,
+        Some(json!({"report_type": "evidence_register", "format": "csv"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let (id, job) = (
+        accepted["report_id"].as_str().unwrap().to_owned(),
+        accepted["job_id"].as_str().unwrap().to_owned(),
+    );
+    let (status, cancelled) = send(
+        &app,
+        Method::POST,
+        &format!("/jobs/{job}/cancel"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    let (_, r) = send(
+        &app,
+        Method::GET,
+        &format!("/reports/{id}"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("cancelled"), "{r}");
+    let (status, problem) = send(
+        &app,
+        Method::GET,
+        &format!("/reports/{id}/download"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/jobs/{job}/retry"),
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = tokio_util::sync::CancellationToken::new();
+    let worker = app.components.spawn_worker("test".into(), token.clone());
+    // Until the worker picks it up the report still reads failed.
+    let mut r = json!(null);
+    for _ in 0..600 {
+        (_, r) = send(
+            &app,
+            Method::GET,
+            &format!("/reports/{id}"),
+            &ann.token,
+            None,
+        )
+        .await;
+        if r["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(r["status"], "ready", "{r}");
+    assert_eq!(r["error"], Value::Null, "{r}");
+    token.cancel();
+    worker.await.unwrap();
+    app.stop().await;
+}

@@ -854,6 +854,166 @@ async fn owners_retry_and_cancel_jobs_on_the_jobs_page_and_no_one_else_can() {
     app.stop().await;
 }
 
+/// Owners and admins read the organisation's outgoing mail and send a failed message
+/// again; viewers and other organisations cannot.
+#[tokio::test]
+async fn administrators_read_the_outbox_and_send_a_failed_message_again() {
+    use ruleiq_db::entities::mail_outbox;
+    use ruleiq_services::mail::{MailStatus, Message, OutboxScope};
+    // A mail server that refuses connections: the outbox is sending, every attempt fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let app = TestApp::spawn_with(move |raw| {
+        raw.smtp_host = Some(ruleiq_test_support::text("127.0.0.1"));
+        raw.smtp_port = Some(port);
+        raw.smtp_tls = Some(ruleiq_test_support::text("none"));
+    })
+    .await;
+    let ann_api = owner(&app, "ann@example.co.uk", "Quokka Widgets Ltd").await;
+    join(&app, &ann_api, "vic@example.co.uk", "viewer").await;
+    let me: Value = call(&app, Method::GET, "/auth/me", &ann_api.token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let org: Uuid = me["organization"]["id"].as_str().unwrap().parse().unwrap();
+    let id = app
+        .components
+        .outbox
+        .enqueue(Message {
+            organization_id: Some(org.into()),
+            to: vec!["board@quokka.example".into()],
+            subject: "Your scheduled Gap analysis is ready".into(),
+            text: "Attached.".into(),
+            ..Message::default()
+        })
+        .await
+        .unwrap();
+    // Once the sender has made its first attempt (refused), set the message as it
+    // stands after its last one; the next attempt is far off, so nothing races this.
+    for _ in 0..500 {
+        let e = app
+            .components
+            .outbox
+            .get(&OutboxScope::operator(), id)
+            .await
+            .unwrap();
+        if e.attempts >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mail_outbox::Entity::update_many()
+        .set(mail_outbox::ActiveModel {
+            status: Set("failed".into()),
+            attempts: Set(5),
+            max_attempts: Set(5),
+            last_error: Set(Some("550 5.1.1 mailbox unavailable".into())),
+            next_attempt_at: Set(None),
+            ..Default::default()
+        })
+        .filter(mail_outbox::Column::Id.eq(id))
+        .exec(&app.components.db)
+        .await
+        .unwrap();
+
+    let mut ann = signed_in(&app, "ann@example.co.uk").await;
+    let dash = ann.get("/dashboard").await;
+    assert!(dash.html.contains(r#"href="/admin/mail""#), "nav: mail");
+    let page = ann.get("/admin/mail").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("Your scheduled Gap analysis is ready"));
+    assert!(page.html.contains("board@quokka.example"));
+    assert!(
+        page.html
+            .contains(r#"<span class="badge badge-failed">Failed</span>"#)
+    );
+    assert!(page.html.contains("550 5.1.1 mailbox unavailable"));
+    assert!(page.html.contains("<td>5 of 5</td>"));
+    assert!(!page.html.contains("No mail server is configured"));
+    let retry = format!("/admin/mail/{id}/retry");
+    assert!(page.html.contains(&format!(r#"action="{retry}""#)));
+    let failed_tab = ann.get("/admin/mail?status=failed").await;
+    assert!(
+        failed_tab
+            .html
+            .contains(r#"href="/admin/mail?status=failed" aria-current="page""#)
+    );
+    assert!(
+        ann.get("/admin/mail?status=sent")
+            .await
+            .html
+            .contains("No messages here.")
+    );
+    let bad = ann.get("/admin/mail?status=lost").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.html
+            .contains("Status must be queued, failed, sent or logged.")
+    );
+
+    // A forged form changes nothing; a real one queues the message again.
+    let status = |app: &TestApp| {
+        let outbox = app.components.outbox.clone();
+        async move {
+            outbox
+                .get(&OutboxScope::operator(), id)
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    let forged = ann.post(&retry, &[("status", "failed")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(status(&app).await, MailStatus::Failed);
+    let retried = ann.submit(&retry, &[("status", "failed")]).await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.html);
+    assert_eq!(
+        retried.location.as_deref(),
+        Some("/admin/mail?status=failed")
+    );
+    assert_eq!(status(&app).await, MailStatus::Queued);
+    let twice = ann.submit(&retry, &[]).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT, "{}", twice.html);
+    assert!(twice.html.contains("only failed or logged messages"));
+    let missing = ann
+        .submit(&format!("/admin/mail/{}/retry", Uuid::now_v7()), &[])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        ann.submit("/admin/mail/nope/retry", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A viewer gets the forbidden page and no link; another organisation sees nothing.
+    let mut vic = signed_in(&app, "vic@example.co.uk").await;
+    assert!(
+        !vic.get("/dashboard")
+            .await
+            .html
+            .contains(r#"href="/admin/mail""#)
+    );
+    let refused = vic.get("/admin/mail").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .html
+            .contains("Your role (viewer) cannot read the organisation")
+    );
+    assert_eq!(vic.submit(&retry, &[]).await.status, StatusCode::FORBIDDEN);
+    owner(&app, "eve@example.org", "Eve Ltd").await;
+    let mut eve = signed_in(&app, "eve@example.org").await;
+    assert!(
+        eve.get("/admin/mail")
+            .await
+            .html
+            .contains("No messages yet.")
+    );
+    assert_eq!(eve.submit(&retry, &[]).await.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
 // ---- In Chromium ----
 
 async fn click(browser: &Client, css: &str) {

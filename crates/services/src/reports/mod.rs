@@ -10,6 +10,7 @@
 //! once it has expired.
 
 mod build;
+pub mod delivery;
 pub mod kinds;
 pub mod pack;
 pub mod schedules;
@@ -179,6 +180,8 @@ pub struct ReportWriter {
     dashboard: Dashboard,
     clock: Arc<dyn Clock>,
     retention: Span,
+    /// Mails scheduled reports when ready; without it they are only kept.
+    delivery: Option<delivery::Delivery>,
 }
 
 impl std::fmt::Debug for ReportWriter {
@@ -203,7 +206,19 @@ impl ReportWriter {
             dashboard,
             clock,
             retention: Span::days(i64::from(retention_days)),
+            delivery: None,
         }
+    }
+
+    /// Mails each scheduled report to its schedule's recipients through `outbox`, with
+    /// a link under `public_url`.
+    #[must_use]
+    pub fn with_delivery(mut self, outbox: crate::mail::Outbox, public_url: &str) -> Self {
+        self.delivery = Some(delivery::Delivery {
+            outbox,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        });
+        self
     }
 
     /// Builds one report and stores its file. Safe to run again: a report already
@@ -268,11 +283,39 @@ impl ReportWriter {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(serde_json::json!({
+        let mut result = serde_json::json!({
             "report_id": row.id,
             "size_bytes": stored.size,
             "sha256": stored.sha256,
-        }))
+        });
+        if let Some(delivery) = &self.delivery {
+            // The report is kept whatever becomes of its mail, and a rerun of this job
+            // skips a ready report, so a failure to queue the mail is recorded on the
+            // job rather than failing it (only a database error can cause one: the
+            // recipients were checked when the schedule was saved).
+            let row = repo::find_for_job(&self.db, row.id)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or(row);
+            match delivery
+                .scheduled_report(&self.db, &self.store, &row, &stored.sha256, stored.size)
+                .await
+            {
+                Ok(delivery::Mailed::Queued {
+                    message_id,
+                    attached,
+                }) => {
+                    result["mail"] =
+                        serde_json::json!({ "message_id": message_id, "attached": attached });
+                }
+                Ok(delivery::Mailed::NotScheduled) => {}
+                Err(e) => {
+                    tracing::error!(report = %row.id, error = %e, "could not queue a scheduled report's mail");
+                    result["mail_error"] = serde_json::json!(e);
+                }
+            }
+        }
+        Ok(result)
     }
 
     /// Marks a report failed after its job's last attempt.

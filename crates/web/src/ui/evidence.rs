@@ -118,25 +118,7 @@ fn action_label(action: &str) -> String {
     }
 }
 
-/// A size as people read it: "840 bytes", "12.5 KB", "3.2 MB".
-pub(super) fn human_size(bytes: u64) -> String {
-    const KB: u64 = 1024;
-    #[allow(clippy::cast_precision_loss)]
-    let scaled = |unit: u64| {
-        let v = bytes as f64 / unit as f64;
-        let s = format!("{v:.1}");
-        s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
-    };
-    if bytes < KB {
-        format!("{bytes} bytes")
-    } else if bytes < KB * KB {
-        format!("{} KB", scaled(KB))
-    } else if bytes < KB * KB * KB {
-        format!("{} MB", scaled(KB * KB))
-    } else {
-        format!("{} GB", scaled(KB * KB * KB))
-    }
-}
+pub(super) use ruleiq_core::human_size;
 
 fn label_of(field: &str) -> &'static str {
     match field {
@@ -1805,10 +1787,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_labels_read_well() {
-        assert_eq!(human_size(840), "840 bytes");
-        assert_eq!(human_size(12 * 1024 + 512), "12.5 KB");
-        assert_eq!(human_size(10 * 1024 * 1024), "10 MB");
+    fn labels_read_well() {
         assert_eq!(type_label("training_record"), "Training record");
         assert_eq!(
             field_sentence("title", "must not be empty"),

@@ -32,7 +32,7 @@ use crate::state::AppState;
 /// Jobs per page.
 const PAGE_SIZE: u64 = 50;
 /// Errors longer than this show their start, with the whole in a `<details>`.
-const SHORT_ERROR: usize = 80;
+pub(super) const SHORT_ERROR: usize = 80;
 
 /// The statuses a job can have, in the order the tabs show them.
 const STATUSES: [(&str, &str); 5] = [
@@ -70,6 +70,11 @@ fn manager(viewer: &Viewer) -> Result<Permit<'_>, Box<Response>> {
 
 /// `/admin/jobs`, on the tab for `status` (every status when empty).
 fn href(status: &str, cursor: Option<&str>) -> String {
+    tab_href("/admin/jobs", status, cursor)
+}
+
+/// `base` on the tab for `status` (every status when empty), at `cursor`.
+pub(super) fn tab_href(base: &str, status: &str, cursor: Option<&str>) -> String {
     let mut pairs = Vec::new();
     if !status.is_empty() {
         pairs.push(format!("status={}", urlencoding_encode(status)));
@@ -78,9 +83,9 @@ fn href(status: &str, cursor: Option<&str>) -> String {
         pairs.push(format!("cursor={}", urlencoding_encode(c)));
     }
     if pairs.is_empty() {
-        "/admin/jobs".to_owned()
+        base.to_owned()
     } else {
-        format!("/admin/jobs?{}", pairs.join("&"))
+        format!("{base}?{}", pairs.join("&"))
     }
 }
 
@@ -100,7 +105,7 @@ fn label_of(status: &str) -> &'static str {
 }
 
 /// The start of a long error, ending in an ellipsis.
-fn shorten(s: &str, max: usize) -> String {
+pub(super) fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -111,10 +116,10 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-struct Tab {
-    href: String,
-    label: &'static str,
-    current: bool,
+pub(super) struct Tab {
+    pub(super) href: String,
+    pub(super) label: &'static str,
+    pub(super) current: bool,
 }
 
 struct Row {

@@ -15,6 +15,7 @@ mod dashboard;
 mod evidence;
 mod frameworks;
 mod jobs;
+mod mail;
 mod onboarding;
 mod plans;
 mod policies;
@@ -77,6 +78,7 @@ pub fn router() -> Router<AppState> {
         .merge(ai_settings::router())
         .merge(reports::router())
         .merge(jobs::router())
+        .merge(mail::router())
 }
 
 async fn stylesheet() -> Response {
@@ -199,6 +201,8 @@ pub(crate) struct NavUser {
     pub name: String,
     pub organization: String,
     pub can_manage_users: bool,
+    pub can_manage_jobs: bool,
+    pub can_manage_organization: bool,
     pub can_read_audit: bool,
     pub can_use_ai: bool,
     pub can_manage_ai: bool,
@@ -221,6 +225,8 @@ impl Viewer {
             name: a.account.full_name.clone(),
             organization: a.account.organization_name.clone(),
             can_manage_users: a.principal.can(ruleiq_core::Permission::UsersManage),
+            can_manage_jobs: a.principal.can(ruleiq_core::Permission::JobsManage),
+            can_manage_organization: a.principal.can(ruleiq_core::Permission::OrganizationManage),
             can_read_audit: a.principal.can(ruleiq_core::Permission::AuditRead),
             can_use_ai: a.principal.can(ruleiq_core::Permission::AiUse),
             can_manage_ai: a.principal.can(ruleiq_core::Permission::AiManage),

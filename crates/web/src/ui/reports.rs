@@ -139,7 +139,7 @@ fn status_label(s: &str) -> (&'static str, &'static str) {
 
 /// A stored size as people read it (the evidence pages' wording).
 fn human_size(bytes: i64) -> String {
-    super::evidence::human_size(u64::try_from(bytes).unwrap_or(0))
+    ruleiq_core::human_size(u64::try_from(bytes).unwrap_or(0))
 }
 
 /// A report's title: its type's, or the stored name for one this server no longer
