@@ -73,6 +73,13 @@ enum Command {
     Verify,
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Ask a running server whether it is alive (`GET /api/v1/health/live`); exit 1 if
+    /// not. The container image's health check.
+    Health {
+        /// The server's address; by default this machine's server on `PORT`.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Inspect and test background jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -391,6 +398,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         return content_check(dir.as_deref());
     }
 
+    if let Command::Health { url } = &command {
+        return health(&settings, url.as_deref());
+    }
+
     if let Command::Openapi = command {
         let doc = ruleiq_web::openapi(&settings.server.api_v1_prefix);
         let json = doc
@@ -440,6 +451,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Demo(args) => demo(settings, args).await,
             Command::Secrets(_)
             | Command::Openapi
+            | Command::Health { .. }
             | Command::Content(_)
             | Command::AuditPack(_) => Ok(()),
         }
@@ -1169,6 +1181,85 @@ async fn reports(settings: Settings, command: ReportsCommand) -> Result<(), Fail
         }
     }
     Ok(())
+}
+
+/// `ruleiq health`: one plain HTTP/1.1 request to the liveness endpoint, so that a
+/// container image needs no HTTP client besides this binary.
+fn health(settings: &Settings, url: Option<&str>) -> Result<(), Failure> {
+    use std::{
+        io::{Read, Write},
+        net::{TcpStream, ToSocketAddrs},
+    };
+    let target = match url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => {
+            // A server bound to every address is reached on loopback.
+            let host = if settings.server.bind_address.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                settings.server.bind_address.to_string()
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            format!("http://{host}:{}", settings.server.port)
+        }
+    };
+    let Some(authority) = target.strip_prefix("http://") else {
+        return Err(Failure::Usage(
+            "--url must be an http:// address of the server itself (TLS ends at the proxy)".into(),
+        ));
+    };
+    let authority = authority.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        // `host:port` or `[v6]:port`; a bare `[v6]` ends in `]`, not in digits.
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            p.parse::<u16>()
+                .map_err(|_| Failure::Usage(format!("--url {target:?} has no valid port")))?,
+        ),
+        _ => (
+            authority
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            80,
+        ),
+    };
+    let path = format!("{}/health/live", settings.server.api_v1_prefix);
+    let unreachable = |e: std::io::Error| Failure::Failed(format!("{target}{path}: {e}"));
+    let timeout = Duration::from_secs(5);
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(unreachable)?
+        .next()
+        .ok_or_else(|| Failure::Failed(format!("{host} has no address")))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(unreachable)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(unreachable)?;
+    let mut head = Vec::new();
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(unreachable)?;
+    let head = String::from_utf8_lossy(&head);
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        println!("alive: {target}{path}");
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!(
+            "{target}{path} answered {status:?}, not 200"
+        )))
+    }
 }
 
 async fn mail(settings: Settings, command: MailCommand) -> Result<(), Failure> {

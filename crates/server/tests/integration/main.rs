@@ -8,6 +8,7 @@ mod assessments;
 mod assistant;
 mod browser;
 mod cli;
+mod deploy;
 mod evidence;
 mod frameworks;
 mod health;
