@@ -804,11 +804,16 @@ async fn verify(settings: Settings) -> Result<(), Failure> {
                 },
             );
             match ruleiq_db::migrations_pending(&db).await {
-                Ok(p) if p.is_empty() => report(
-                    true,
-                    "migrations",
-                    format!("all {} applied", Migrator::migrations().len()),
-                ),
+                Ok(p) if p.is_empty() => {
+                    report(
+                        true,
+                        "migrations",
+                        format!("all {} applied", Migrator::migrations().len()),
+                    );
+                    for (ok, what, detail) in reference_data(&db).await {
+                        report(ok, what, detail);
+                    }
+                }
                 Ok(p) => report(
                     false,
                     "migrations",
@@ -821,6 +826,24 @@ async fn verify(settings: Settings) -> Result<(), Failure> {
                 Err(e) => report(false, "migrations", e.to_string()),
             }
         }
+    }
+    // Production's refusals (weak or missing secrets, debug on, …) stop `Settings::load`
+    // before this command runs, so reaching here means they passed.
+    if settings.environment.is_production() {
+        report(
+            true,
+            "secrets",
+            "JWT_SECRET_KEY and SECRET_KEY are set and strong".into(),
+        );
+    } else {
+        report(
+            true,
+            "secrets",
+            format!(
+                "not checked for strength (ENVIRONMENT={}; production refuses weak ones)",
+                settings.environment
+            ),
+        );
     }
     if failures.is_empty() {
         println!("ruleIQ is ready to serve");
@@ -1181,6 +1204,56 @@ async fn reports(settings: Settings, command: ReportsCommand) -> Result<(), Fail
         }
     }
     Ok(())
+}
+
+/// What a schema alone does not give a working deployment: the framework library, the
+/// roles, and someone to administer it. Each as (ok, what, detail).
+async fn reference_data(db: &ruleiq_db::DatabaseConnection) -> Vec<(bool, &'static str, String)> {
+    use ruleiq_db::{
+        entities::{framework, membership, role},
+        sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter},
+    };
+    let roles_expected = ruleiq_core::Role::ALL.len() as u64;
+    let frameworks = framework::Entity::find().count(db).await;
+    let roles = role::Entity::find().count(db).await;
+    let owners = membership::Entity::find()
+        .filter(membership::Column::Role.eq(ruleiq_core::Role::Owner.as_str()))
+        .count(db)
+        .await;
+    let line = |what,
+                counted: Result<u64, ruleiq_db::DbErr>,
+                ok: fn(u64) -> bool,
+                good: &str,
+                bad: &str| {
+        match counted {
+            Ok(n) if ok(n) => (true, what, format!("{n} {good}")),
+            Ok(n) => (false, what, format!("{n} {bad}")),
+            Err(e) => (false, what, e.to_string()),
+        }
+    };
+    vec![
+        line(
+            "framework library",
+            frameworks,
+            |n| n > 0,
+            "frameworks",
+            "frameworks; run `ruleiq seed`",
+        ),
+        line(
+            "roles",
+            roles.map(|n| n.min(roles_expected)),
+            |n| n == ruleiq_core::Role::ALL.len() as u64,
+            "roles",
+            "roles of 6; run `ruleiq seed`",
+        ),
+        line(
+            "owner",
+            owners,
+            |n| n > 0,
+            "organisation owner(s)",
+            "organisation owners; create one with `ruleiq admin create --email … --organization …`",
+        ),
+    ]
 }
 
 /// `ruleiq health`: one plain HTTP/1.1 request to the liveness endpoint, so that a

@@ -144,11 +144,18 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
         run.stdout
     );
 
+    // A current schema is not yet a working deployment: no library, roles or owner.
     let run = ruleiq(&db, &["verify"], &[]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_clean_failure(&run, 1, "framework library, roles, owner");
     assert!(run.stdout.contains("ok   database"));
     assert!(run.stdout.contains("ok   migrations"));
     assert!(run.stdout.contains("ok   data directory"));
+    assert!(
+        run.stdout
+            .contains("FAIL framework library: 0 frameworks; run `ruleiq seed`"),
+        "{}",
+        run.stdout
+    );
 
     for _ in 0..2 {
         let run = ruleiq(&db, &["seed"], &[]);
@@ -160,6 +167,38 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
             run.stdout
         );
     }
+    let run = ruleiq(&db, &["verify"], &[]);
+    assert_clean_failure(&run, 1, "verification failed: owner");
+    assert!(run.stdout.contains("ok   framework library: 8 frameworks"));
+    assert!(run.stdout.contains("ok   roles: 6 roles"));
+    assert!(
+        run.stdout.contains("ruleiq admin create"),
+        "says what to do: {}",
+        run.stdout
+    );
+    let run = ruleiq_with_input(
+        &db,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "owner@example.co.uk",
+            "--organization",
+            "Owner Ltd",
+            "--password-stdin",
+        ],
+        &[],
+        "otter lantern quarry velvet\n",
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let run = ruleiq(&db, &["verify"], &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("ok   owner: 1 organisation owner(s)"));
+    assert!(
+        run.stdout
+            .contains("ok   secrets: not checked for strength")
+    );
+    assert!(run.stdout.contains("ruleIQ is ready to serve"));
 
     let run = ruleiq(&db, &["migrate", "down", "-n", "1"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
