@@ -31,6 +31,7 @@ pub struct AppParts {
     pub policies: ruleiq_services::policies::Policies,
     pub chat: ruleiq_services::chat::Chat,
     pub reports: ruleiq_services::reports::Reports,
+    pub notifications: ruleiq_services::notifications::Notifications,
     pub ai: ruleiq_services::ai::AiService,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,

@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 15 migration(s); 0 pending"),
+        run.stdout.contains("applied 16 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -165,18 +165,18 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("rolled back 1 migration(s); 14 applied")
+            .contains("rolled back 1 migration(s); 15 applied")
     );
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261128_000014_create_reports"),
+            .contains("applied  m20261128_000015_create_mail_outbox"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261128_000015_create_mail_outbox"),
+            .contains("pending  m20261128_000016_create_notifications"),
         "{}",
         run.stdout
     );

@@ -10,6 +10,7 @@ pub mod evidence;
 pub mod frameworks;
 pub mod health;
 pub mod jobs;
+pub mod notifications;
 pub mod organization;
 pub mod plans;
 pub mod policies;
@@ -78,6 +79,7 @@ use crate::{
         (name = "policies", description = "Policies: templates, generation, versions, approval and export"),
         (name = "assistant", description = "The compliance assistant: conversations, streamed answers with citations, question help"),
         (name = "ai", description = "AI providers, spending, usage and budgets"),
+        (name = "notifications", description = "The caller's notifications (in the app and by e-mail) and their channel preferences"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -123,6 +125,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(organization::router())
         .merge(users::router())
         .merge(jobs::router())
+        .merge(notifications::router())
         .merge(audit::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, api)
 }
