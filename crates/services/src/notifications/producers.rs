@@ -125,9 +125,8 @@ impl Notifications {
         cache: &'a mut HashMap<Uuid, Vec<Member>>,
         org: Uuid,
     ) -> Result<&'a [Member], NotificationError> {
-        if !cache.contains_key(&org) {
-            let members = self.members(org).await?;
-            cache.insert(org, members);
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(org) {
+            slot.insert(self.members(org).await?);
         }
         Ok(cache.get(&org).map_or(&[][..], Vec::as_slice))
     }
