@@ -764,8 +764,9 @@ async fn notifications_sweep_and_digest_run_from_the_command_line_once() {
     )
     .await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{item}");
-    // The operator's command runs beside a stopped server here; on SQLite a running
-    // one's own start-up sweep would compete for the single writer.
+    // The command runs against a stopped server: on SQLite a running server in another
+    // process can hold the write lock past the 5 s busy timeout (`ruleiq jobs test`
+    // meets the same), which is not what this test is about.
     let mut app = app;
     app.shutdown.cancel();
     app.server.take().unwrap().await.unwrap();
