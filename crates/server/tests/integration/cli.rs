@@ -747,7 +747,7 @@ async fn demo_data_is_made_once_and_the_snapshot_reads_it() {
 #[tokio::test]
 async fn notifications_sweep_and_digest_run_from_the_command_line_once() {
     use reqwest::Method;
-    let app = ruleiq_test_support::TestApp::spawn().await;
+    let app = crate::notifications::spawn().await;
     let ann = crate::members::owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let expires = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
     let (status, item) = crate::assessments::send(
@@ -773,8 +773,12 @@ async fn notifications_sweep_and_digest_run_from_the_command_line_once() {
 
     let run = ruleiq(&app.db, &["notifications", "sweep"], &[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    // The server's own start-up sweep may have told of it first; between them, once.
-    assert!(run.stdout.contains("evidence expiring: "), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("evidence expiring: 2 new notice(s), 2 e-mail(s)"),
+        "{}",
+        run.stdout
+    );
     let run = ruleiq(&app.db, &["notifications", "sweep"], &[]);
     assert!(
         run.stdout

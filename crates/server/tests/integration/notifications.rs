@@ -8,8 +8,8 @@ use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode, redirect::Policy};
 use ruleiq_core::OrganizationId;
 use ruleiq_db::{
-    entities::mail_outbox,
-    sea_orm::{EntityTrait, QueryOrder},
+    entities::{job_run, mail_outbox},
+    sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder},
 };
 use ruleiq_test_support::TestApp;
 use serde_json::{Value, json};
@@ -21,6 +21,32 @@ use crate::{
     members::{Member, PASSWORD, call, join, owner},
     policies::generate,
 };
+
+/// A fresh server with its start-up notification jobs done: every server queues the
+/// sweep (and on Mondays the digest) as it starts, and a test that sweeps itself must
+/// not race that run.
+pub(crate) async fn spawn() -> TestApp {
+    let app = TestApp::spawn().await;
+    let monday = chrono::Datelike::weekday(&Utc::now()) == chrono::Weekday::Mon;
+    let kinds: &[&str] = if monday {
+        &["notifications_sweep", "notifications_digest"]
+    } else {
+        &["notifications_sweep"]
+    };
+    for _ in 0..600 {
+        let done = job_run::Entity::find()
+            .filter(job_run::Column::Kind.is_in(kinds.iter().copied()))
+            .filter(job_run::Column::Status.eq("succeeded"))
+            .all(&app.components.db)
+            .await
+            .unwrap();
+        if kinds.iter().all(|k| done.iter().any(|j| j.kind == *k)) {
+            return app;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the start-up notification jobs never finished");
+}
 
 /// The caller's notices (first page of 100).
 async fn notices(app: &TestApp, m: &Member) -> Value {
@@ -100,7 +126,7 @@ async fn set_preferences(app: &TestApp, m: &Member, prefs: Value) -> Value {
 
 #[tokio::test]
 async fn expiring_evidence_is_told_to_its_author_at_30_and_7_days_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let bob = join(&app, &ann, "bob@example.co.uk", "admin").await;
     let now = Utc::now();
@@ -230,7 +256,7 @@ async fn plan_tasks(app: &TestApp, m: &Member) -> (String, Vec<Value>) {
 
 #[tokio::test]
 async fn due_and_overdue_tasks_reach_their_assignee_once_per_due_date() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let cy = join(&app, &ann, "cy@example.co.uk", "contributor").await;
     let (plan_id, tasks) = plan_tasks(&app, &ann).await;
@@ -321,7 +347,7 @@ async fn due_and_overdue_tasks_reach_their_assignee_once_per_due_date() {
 
 #[tokio::test]
 async fn submissions_tell_approvers_and_decisions_tell_authors() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let bob = join(&app, &ann, "bob@example.co.uk", "compliance_manager").await;
     let cy = join(&app, &ann, "cy@example.co.uk", "contributor").await;
@@ -393,6 +419,57 @@ async fn submissions_tell_approvers_and_decisions_tell_authors() {
         0
     );
 
+    // Returned from review to draft by an approver: the author hears; each new round
+    // of review asks again; the author withdrawing it tells nobody.
+    let p2 = generate(&app, &ann, "acceptable_use").await;
+    let id2 = p2["id"].as_str().unwrap().to_owned();
+    let to = |status: &'static str| json!({ "status": status });
+    let path = format!("/policies/{id2}/status");
+    let (status, body) = send(
+        &app,
+        Method::PATCH,
+        &path,
+        &ann.token,
+        Some(to("in_review")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(&app, Method::PATCH, &path, &bob.token, Some(to("draft"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page = notices(&app, &ann).await;
+    let returned: Vec<_> = of_kind(&page, "approval_decided")
+        .into_iter()
+        .filter(|n| n["subject_id"] == id2.as_str())
+        .collect();
+    assert_eq!(returned.len(), 1, "{page}");
+    assert!(
+        returned[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Returned to draft: "),
+        "{page}"
+    );
+    let (status, _) = send(
+        &app,
+        Method::PATCH,
+        &path,
+        &ann.token,
+        Some(to("in_review")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(&app, Method::PATCH, &path, &ann.token, Some(to("draft"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let asked = of_kind(&notices(&app, &bob).await, "approval_requested")
+        .into_iter()
+        .filter(|n| n["subject_id"] == id2.as_str())
+        .count();
+    assert_eq!(asked, 2, "one per round of review");
+    assert_eq!(
+        of_kind(&notices(&app, &ann).await, "approval_decided").len(),
+        2
+    );
+
     // Evidence: Cy submits; Ann and Bob may approve; Bob rejects with a reason.
     let (status, item) = send(
         &app,
@@ -462,7 +539,7 @@ async fn submissions_tell_approvers_and_decisions_tell_authors() {
 
 #[tokio::test]
 async fn email_goes_out_only_where_the_member_wants_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let bob = join(&app, &ann, "bob@example.co.uk", "admin").await;
     let cy = join(&app, &ann, "cy@example.co.uk", "contributor").await;
@@ -578,7 +655,7 @@ async fn email_goes_out_only_where_the_member_wants_it() {
 
 #[tokio::test]
 async fn the_weekly_digest_sums_up_the_week_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let bob = join(&app, &ann, "bob@example.co.uk", "admin").await;
     let cy = join(&app, &ann, "cy@example.co.uk", "contributor").await;
@@ -639,7 +716,7 @@ async fn unread_of(app: &TestApp, m: &Member) -> u64 {
 
 #[tokio::test]
 async fn notices_are_read_one_by_one_or_all_and_only_by_their_member() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let bob = join(&app, &ann, "bob@example.co.uk", "viewer").await;
     let eve = owner(&app, "eve@example.org", "Eve Ltd").await;
@@ -774,7 +851,7 @@ async fn notices_are_read_one_by_one_or_all_and_only_by_their_member() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_with_problems() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
 
     // Not signed in.
@@ -979,7 +1056,7 @@ impl Browser {
 
 #[tokio::test]
 async fn the_bell_and_the_pages_work_without_javascript() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let ann = owner(&app, "ann@example.co.uk", "Ann Ltd").await;
     let bob = join(&app, &ann, "bob@example.co.uk", "viewer").await;
     let org = organisation_of(&app, &ann).await;

@@ -970,14 +970,13 @@ impl Policies {
     /// and an approval, or a return from review to draft, tells its authors. Never
     /// fails the move (see [`Notifications`]).
     async fn tell_reviewers(&self, before: &policy::Model, after: &policy::Model, by: Uuid) {
-        let from = Status::parse(&before.status);
-        let to = Status::parse(&after.status);
-        let (decision, requested) = match (from, to) {
-            (Status::Draft, Status::InReview) => (None, true),
-            (Status::InReview, Status::Approved) => (Some(Decision::Approved), false),
+        // `None`: a submission, for approvers; `Some`: a decision, for the authors.
+        let decision = match (Status::parse(&before.status), Status::parse(&after.status)) {
+            (Status::Draft, Status::InReview) => None,
+            (Status::InReview, Status::Approved) => Some(Decision::Approved),
             // The submitter withdrawing it tells nobody but a co-author: the one who
             // acts is never told of their own act.
-            (Status::InReview, Status::Draft) => (Some(Decision::Returned), false),
+            (Status::InReview, Status::Draft) => Some(Decision::Returned),
             _ => return,
         };
         let authors = match self.authors(before).await {
@@ -995,14 +994,17 @@ impl Policies {
             by: UserId::from(by),
             at: after.updated_at,
         };
-        if requested {
-            self.notifications
-                .approval_requested(org, &review, &authors)
-                .await;
-        } else if let Some(decision) = decision {
-            self.notifications
-                .approval_decided(org, &review, &decision, &authors)
-                .await;
+        match decision {
+            None => {
+                self.notifications
+                    .approval_requested(org, &review, &authors)
+                    .await;
+            }
+            Some(decision) => {
+                self.notifications
+                    .approval_decided(org, &review, &decision, &authors)
+                    .await;
+            }
         }
     }
 
