@@ -5,6 +5,7 @@ use ruleiq_services::{
     dashboard::Dashboard,
     evidence::{EXPIRE_JOB, EXTRACT_JOB, SWEEP_JOB, jobs::Upkeep},
     jobs::{Attempt, JobHandler},
+    notifications::{self, Notifications},
     policies::{GENERATE_JOB, GenerateJob, PolicyWriter},
     reports::{self, ReportWriter},
 };
@@ -150,6 +151,7 @@ pub fn handlers(
     upkeep: Upkeep,
     policies: PolicyWriter,
     reports: ReportWriter,
+    notifications: Notifications,
 ) -> HashMap<String, Arc<dyn JobHandler>> {
     let mut map: HashMap<String, Arc<dyn JobHandler>> = HashMap::new();
     map.insert(CANARY.to_owned(), Arc::new(CanaryHandler));
@@ -178,7 +180,57 @@ pub fn handlers(
         reports::EXPIRE_JOB.to_owned(),
         Arc::new(ReportExpireHandler(reports)),
     );
+    map.insert(
+        notifications::SWEEP_JOB.to_owned(),
+        Arc::new(NotificationsSweepHandler(notifications.clone())),
+    );
+    map.insert(
+        notifications::DIGEST_JOB.to_owned(),
+        Arc::new(NotificationsDigestHandler(notifications)),
+    );
     map
+}
+
+/// Runs [`notifications::SWEEP_JOB`]: evidence expiring, tasks due and overdue.
+/// Idempotent: every event is told once, however often the sweep runs.
+#[derive(Debug)]
+pub struct NotificationsSweepHandler(pub Notifications);
+
+#[async_trait]
+impl JobHandler for NotificationsSweepHandler {
+    async fn run(
+        &self,
+        _attempt: Attempt,
+        _payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let report = self
+            .0
+            .sweep(self.0.now())
+            .await
+            .map_err(|e| format!("notification sweep: {e}"))?;
+        serde_json::to_value(report).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs [`notifications::DIGEST_JOB`]: the weekly digest. Idempotent: one digest per
+/// member per ISO week.
+#[derive(Debug)]
+pub struct NotificationsDigestHandler(pub Notifications);
+
+#[async_trait]
+impl JobHandler for NotificationsDigestHandler {
+    async fn run(
+        &self,
+        _attempt: Attempt,
+        _payload: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let report = self
+            .0
+            .digest(self.0.now())
+            .await
+            .map_err(|e| format!("notification digest: {e}"))?;
+        serde_json::to_value(report).map_err(|e| e.to_string())
+    }
 }
 
 /// Builds a report. Idempotent: a report already ready is left alone. After the

@@ -21,6 +21,7 @@ mod m20261127_000012_create_policies;
 mod m20261127_000013_create_ai;
 mod m20261128_000014_create_reports;
 mod m20261128_000015_create_mail_outbox;
+mod m20261128_000016_create_notifications;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000013_create_ai::Migration),
             Box::new(m20261128_000014_create_reports::Migration),
             Box::new(m20261128_000015_create_mail_outbox::Migration),
+            Box::new(m20261128_000016_create_notifications::Migration),
         ]
     }
 }

@@ -99,6 +99,10 @@ enum Command {
     /// server does both on its own).
     #[command(subcommand)]
     Reports(ReportsCommand),
+    /// Notifications: run the daily sweep or the weekly digest now (the server does
+    /// both on its own).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// Audit packs: check a downloaded pack against its manifest.
     #[command(subcommand, name = "audit-pack")]
     AuditPack(AuditPackCommand),
@@ -140,6 +144,16 @@ enum ReportsCommand {
     /// Mark reports past `REPORT_RETENTION_DAYS` expired now; `ruleiq evidence sweep`
     /// then removes their files.
     Expire,
+}
+
+#[derive(Debug, Subcommand)]
+enum NotificationsCommand {
+    /// Tell members of evidence expiring within 30 and 7 days and of tasks due or
+    /// overdue. Safe to run again: nobody is told of the same thing twice.
+    Sweep,
+    /// Send this week's digest to every member with it on. Safe to run again: one
+    /// digest per member per ISO week.
+    Digest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -448,6 +462,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Evidence(command) => evidence(settings, command).await,
             Command::Reports(command) => reports(settings, command).await,
             Command::Mail(command) => mail(settings, command).await,
+            Command::Notifications(command) => notifications(settings, command).await,
             Command::Demo(args) => demo(settings, args).await,
             Command::Secrets(_)
             | Command::Openapi
@@ -1415,6 +1430,42 @@ async fn mail(settings: Settings, command: MailCommand) -> Result<(), Failure> {
                 )));
             }
             println!("sent: the SMTP server accepted the test message");
+        }
+    }
+    Ok(())
+}
+
+/// `ruleiq notifications sweep|digest`. Mail is queued in the outbox; a running
+/// server sends it (or it is kept as `logged` without an SMTP server).
+async fn notifications(settings: Settings, command: NotificationsCommand) -> Result<(), Failure> {
+    let components = Components::connect(settings).await?;
+    require_current_schema(&components).await?;
+    let n = &components.notifications;
+    match command {
+        NotificationsCommand::Sweep => {
+            let r = n
+                .sweep(n.now())
+                .await
+                .map_err(|e| Failure::Failed(format!("notification sweep: {e}")))?;
+            println!(
+                "evidence expiring: {} new notice(s), {} e-mail(s); tasks due: {} new, {} e-mail(s); tasks overdue: {} new, {} e-mail(s)",
+                r.evidence_expiring.stored,
+                r.evidence_expiring.emailed,
+                r.task_due.stored,
+                r.task_due.emailed,
+                r.task_overdue.stored,
+                r.task_overdue.emailed,
+            );
+        }
+        NotificationsCommand::Digest => {
+            let r = n
+                .digest(n.now())
+                .await
+                .map_err(|e| Failure::Failed(format!("notification digest: {e}")))?;
+            println!(
+                "weekly digest: {} sent, {} already sent this week, {} skipped (e-mail off or nothing to report)",
+                r.sent.stored, r.sent.duplicates, r.skipped
+            );
         }
     }
     Ok(())

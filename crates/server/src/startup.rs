@@ -14,6 +14,7 @@ use ruleiq_services::{
     jobs::{Jobs, RetryPolicy},
     mail::{Mailer, Outbox, SmtpMailer},
     monitoring::Monitor,
+    notifications::Notifications,
     profiles::Profiles,
     ratelimit::{FallbackLimiter, MemoryLimiter, RateLimiter},
     search::{DbSearchIndex, SearchIndex},
@@ -76,6 +77,8 @@ pub struct Components {
     pub reports: ruleiq_services::reports::Reports,
     /// Outgoing e-mail: every message is stored here, then sent by [`Outbox::run`].
     pub outbox: Outbox,
+    /// Notices in the app and by e-mail, and the sweeps that produce them.
+    pub notifications: Notifications,
 }
 
 impl Components {
@@ -118,7 +121,14 @@ impl Components {
             clock.clone(),
         );
         let dashboard = ruleiq_services::dashboard::Dashboard::new(db.clone(), clock.clone());
+        // Before the services that notify (policies, evidence, the jobs that sweep).
         let outbox = mail_outbox(&settings, db.clone(), clock.clone())?;
+        let notifications = Notifications::new(
+            db.clone(),
+            outbox.clone(),
+            clock.clone(),
+            &settings.mail.public_url,
+        );
         let report_writer = ruleiq_services::reports::ReportWriter::new(
             db.clone(),
             store.clone(),
@@ -126,7 +136,11 @@ impl Components {
             clock.clone(),
             settings.uploads.report_retention_days,
         )
-        .with_delivery(outbox.clone(), &settings.mail.public_url);
+        .with_delivery(
+            outbox.clone(),
+            &settings.mail.public_url,
+            notifications.clone(),
+        );
         let jobs = Jobs::new(
             db.clone(),
             Arc::new(queue.clone()),
@@ -136,11 +150,16 @@ impl Components {
                 upkeep.clone(),
                 writer.clone(),
                 report_writer.clone(),
+                notifications.clone(),
             ),
             RetryPolicy::default(),
         );
-        let policies =
-            ruleiq_services::policies::Policies::new(writer, jobs.clone(), audit.clone());
+        let policies = ruleiq_services::policies::Policies::new(
+            writer,
+            jobs.clone(),
+            audit.clone(),
+            notifications.clone(),
+        );
         let chat =
             ruleiq_services::chat::Chat::new(db.clone(), ai.clone(), search.clone(), clock.clone());
         let reports =
@@ -154,6 +173,7 @@ impl Components {
             clock.clone(),
             settings.uploads.max_upload_size,
             settings.uploads.allowed_extensions.clone(),
+            notifications.clone(),
         );
         Ok(Self {
             settings: Arc::new(settings),
@@ -171,6 +191,7 @@ impl Components {
             chat,
             reports,
             outbox,
+            notifications,
         })
     }
 
@@ -417,6 +438,7 @@ impl Application {
             chat: components.chat.clone(),
             reports: components.reports.clone(),
             outbox: components.outbox.clone(),
+            notifications: components.notifications.clone(),
             ai: components.ai.clone(),
             search,
             limiter,
@@ -596,13 +618,21 @@ fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken)
                 }
                 Err(e) => tracing::warn!(error = %e, "could not check today's readiness snapshot"),
             }
-            // Evidence and report upkeep: every job is idempotent, so two instances queueing
-            // them, or a restart queueing them again, does no harm.
+            // Evidence and report upkeep and the notification sweep: every job is
+            // idempotent, so two instances queueing them, or a restart queueing them
+            // again, does no harm. The digest goes on Mondays (UTC); its dedupe key is
+            // the ISO week, so a restart on a Monday sends nothing twice.
+            let monday = chrono::Datelike::weekday(&clock.now()) == chrono::Weekday::Mon;
+            let digest = monday.then_some(ruleiq_services::notifications::DIGEST_JOB);
             for kind in [
                 ruleiq_services::evidence::EXPIRE_JOB,
                 ruleiq_services::reports::EXPIRE_JOB,
                 ruleiq_services::evidence::SWEEP_JOB,
-            ] {
+                ruleiq_services::notifications::SWEEP_JOB,
+            ]
+            .into_iter()
+            .chain(digest)
+            {
                 if let Err(e) = jobs
                     .enqueue(
                         kind,

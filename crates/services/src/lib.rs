@@ -14,6 +14,7 @@ pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod monitoring;
+pub mod notifications;
 pub mod paging;
 pub mod plans;
 pub mod policies;

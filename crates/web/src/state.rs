@@ -33,6 +33,7 @@ pub struct AppParts {
     pub reports: ruleiq_services::reports::Reports,
     /// Outgoing e-mail, for the administrators' outbox.
     pub outbox: ruleiq_services::mail::Outbox,
+    pub notifications: ruleiq_services::notifications::Notifications,
     pub ai: ruleiq_services::ai::AiService,
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,

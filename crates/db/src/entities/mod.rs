@@ -22,6 +22,7 @@ pub mod invitation;
 pub mod job_run;
 pub mod mail_outbox;
 pub mod membership;
+pub mod notification;
 pub mod organization;
 pub mod password_reset;
 pub mod plan;

@@ -9,6 +9,7 @@ pub mod frameworks;
 pub mod identity;
 pub mod jobs;
 pub mod mail;
+pub mod notifications;
 pub mod plans;
 pub mod policies;
 pub mod profiles;

@@ -916,8 +916,11 @@ async fn a_scheduled_report_is_mailed_with_its_file_and_listed_for_administrator
         let (status, outbox) = send(&app, Method::GET, "/mail/outbox", &ann.token, None).await;
         assert_eq!(status, StatusCode::OK, "{outbox}");
         let items = outbox["items"].as_array().unwrap();
-        assert_eq!(items.len(), 1, "only the organisation's own mail: {outbox}");
-        entry = items[0].clone();
+        entry = items
+            .iter()
+            .find(|m| m["subject"] == "ruleIQ: your scheduled Executive summary is ready")
+            .cloned()
+            .unwrap_or_else(|| panic!("{outbox}"));
         if entry["status"] == "sent" {
             break;
         }
@@ -926,6 +929,29 @@ async fn a_scheduled_report_is_mailed_with_its_file_and_listed_for_administrator
     assert_eq!(entry["status"], "sent", "{entry}");
     assert_eq!(entry["attachments"][0]["filename"], file_name);
     let id = entry["id"].as_str().unwrap().to_owned();
+    // Ann set the schedule up: she is told in the app (and by e-mail, her default).
+    let (_, notices) = send(&app, Method::GET, "/notifications", &ann.token, None).await;
+    let notice = notices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "report_ready")
+        .unwrap_or_else(|| panic!("{notices}"));
+    assert_eq!(
+        notice["link"],
+        format!("/reports/{}", report["id"].as_str().unwrap())
+    );
+    let told = loop_until(|| {
+        sink.received()
+            .into_iter()
+            .find(|r| r.rcpt_to == ["ann@example.co.uk"])
+    })
+    .await;
+    assert!(
+        told.header("Subject").unwrap().contains("Report ready"),
+        "{}",
+        told.data
+    );
     let (status, one) = send(
         &app,
         Method::GET,

@@ -44,6 +44,8 @@ const TABLES: &[&str] = &[
     "report_schedules",
     "mail_outbox",
     "mail_outbox_attachments",
+    "notifications",
+    "notification_preferences",
 ];
 
 async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {

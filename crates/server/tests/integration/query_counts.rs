@@ -100,6 +100,7 @@ async fn measure(app: &TestApp, counted: &Counted, demo: &DemoReport) -> Counts 
         c.clock.clone(),
         c.settings.uploads.max_upload_size,
         c.settings.uploads.allowed_extensions.clone(),
+        c.notifications.clone(),
     );
     let page = |status| ListQuery {
         status,

@@ -39,6 +39,10 @@ use crate::{
     audit::{Audit, AuditEvent, ClientInfo},
     identity::Permit,
     jobs::Jobs,
+    notifications::{
+        Notifications,
+        producers::{Decision, Review, Reviewed},
+    },
     search::{SearchDocument, SearchIndex, SearchKind},
 };
 use store::{BlobStore, StoreError};
@@ -274,6 +278,7 @@ pub struct Evidence {
     /// Stats by organisation, with the data version they were computed at.
     kept_stats: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, (String, Stats)>>>,
     computing_stats: Arc<tokio::sync::Mutex<()>>,
+    notifications: Notifications,
 }
 
 impl Evidence {
@@ -288,6 +293,7 @@ impl Evidence {
         clock: Arc<dyn Clock>,
         max_upload_size: u64,
         allowed_extensions: Vec<String>,
+        notifications: Notifications,
     ) -> Self {
         Self {
             db,
@@ -300,6 +306,7 @@ impl Evidence {
             allowed_extensions: Arc::new(allowed_extensions),
             kept_stats: Arc::default(),
             computing_stats: Arc::default(),
+            notifications,
         }
     }
 
@@ -907,7 +914,49 @@ impl Evidence {
                 client,
             )
             .await?;
+        self.tell_reviewers(&before, &row, action, by).await;
         self.view(org, row).await
+    }
+
+    /// After a committed move by `by`: a submission tells those who may approve the
+    /// item, and a decision tells whoever submitted and added it. Never fails the
+    /// move (see [`Notifications`]).
+    async fn tell_reviewers(
+        &self,
+        before: &evidence_item::Model,
+        after: &evidence_item::Model,
+        action: Action,
+        by: UserId,
+    ) {
+        let org = OrganizationId::from(after.organization_id);
+        let review = Review {
+            what: Reviewed::Evidence,
+            id: after.id,
+            title: after.title.clone(),
+            by,
+            at: after.updated_at,
+        };
+        let decision = match action {
+            Action::Submit => {
+                self.notifications
+                    .approval_requested(org, &review, &[])
+                    .await;
+                return;
+            }
+            Action::Approve => Decision::Approved,
+            Action::Reject => Decision::Rejected {
+                comment: after.decision_comment.clone(),
+            },
+            Action::Expire | Action::Revise => return,
+        };
+        let authors: Vec<Uuid> = before
+            .submitted_by
+            .into_iter()
+            .chain(before.created_by)
+            .collect();
+        self.notifications
+            .approval_decided(org, &review, &decision, &authors)
+            .await;
     }
 
     /// Soft-deletes an item: it leaves every list, search and download; its rows and

@@ -35,6 +35,10 @@ use crate::{
     audit::{Audit, AuditEvent, ClientInfo},
     identity::Permit,
     jobs::Jobs,
+    notifications::{
+        Notifications,
+        producers::{Decision, Review, Reviewed},
+    },
     search::{SearchDocument, SearchIndex, SearchKind},
 };
 pub use diff::{DiffLine, PolicyDiff};
@@ -431,6 +435,7 @@ pub struct Policies {
     audit: Audit,
     search: Arc<dyn SearchIndex>,
     clock: Arc<dyn Clock>,
+    notifications: Notifications,
 }
 
 impl std::fmt::Debug for Policies {
@@ -495,7 +500,12 @@ pub fn template_views() -> Result<Vec<TemplateView>, templates::TemplateError> {
 
 impl Policies {
     #[must_use]
-    pub fn new(writer: PolicyWriter, jobs: Jobs, audit: Audit) -> Self {
+    pub fn new(
+        writer: PolicyWriter,
+        jobs: Jobs,
+        audit: Audit,
+        notifications: Notifications,
+    ) -> Self {
         Self {
             db: writer.db.clone(),
             search: writer.search.clone(),
@@ -503,6 +513,7 @@ impl Policies {
             writer,
             jobs,
             audit,
+            notifications,
         }
     }
 
@@ -951,7 +962,50 @@ impl Policies {
                 client,
             )
             .await?;
+        self.tell_reviewers(&before, &row, by).await;
         self.view(row).await
+    }
+
+    /// After a committed move by `by`: a submission tells those who may approve it,
+    /// and an approval, or a return from review to draft, tells its authors. Never
+    /// fails the move (see [`Notifications`]).
+    async fn tell_reviewers(&self, before: &policy::Model, after: &policy::Model, by: Uuid) {
+        // `None`: a submission, for approvers; `Some`: a decision, for the authors.
+        let decision = match (Status::parse(&before.status), Status::parse(&after.status)) {
+            (Status::Draft, Status::InReview) => None,
+            (Status::InReview, Status::Approved) => Some(Decision::Approved),
+            // The submitter withdrawing it tells nobody but a co-author: the one who
+            // acts is never told of their own act.
+            (Status::InReview, Status::Draft) => Some(Decision::Returned),
+            _ => return,
+        };
+        let authors = match self.authors(before).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, policy = %after.id, "could not find a policy's authors to notify");
+                return;
+            }
+        };
+        let org = OrganizationId::from(after.organization_id);
+        let review = Review {
+            what: Reviewed::Policy,
+            id: after.id,
+            title: after.title.clone(),
+            by: UserId::from(by),
+            at: after.updated_at,
+        };
+        match decision {
+            None => {
+                self.notifications
+                    .approval_requested(org, &review, &authors)
+                    .await;
+            }
+            Some(decision) => {
+                self.notifications
+                    .approval_decided(org, &review, &decision, &authors)
+                    .await;
+            }
+        }
     }
 
     /// Who may not approve the current version: its author (or, for a generated

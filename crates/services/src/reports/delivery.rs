@@ -15,6 +15,7 @@ use super::kinds::{Format, ReportType};
 use crate::{
     evidence::store::BlobStore,
     mail::{Attachment, MAX_ATTACHMENT_BYTES, Message, Outbox},
+    notifications::Notifications,
 };
 
 /// Where and how scheduled reports are mailed.
@@ -23,6 +24,9 @@ pub struct Delivery {
     pub outbox: Outbox,
     /// The address members reach ruleIQ at, for the link in the message.
     pub public_url: String,
+    /// Tells the member who set up the schedule (in the app, and by e-mail if they
+    /// chose it) that the report is ready.
+    pub notifications: Notifications,
 }
 
 /// What became of a ready report's mail.
@@ -104,6 +108,22 @@ impl Delivery {
             })
             .await
             .map_err(|e| format!("queueing the report's mail: {e}"))?;
+        if let Some(owner) = schedule.created_by {
+            // The schedule's recipients have their mail; the notice is for the member
+            // who set it up, and a failure to store it does not undo the mail.
+            if let Err(e) = self
+                .notifications
+                .report_ready(
+                    OrganizationId::from(row.organization_id),
+                    row.id,
+                    &format!("{title} (scheduled)"),
+                    &[owner],
+                )
+                .await
+            {
+                tracing::warn!(report = %row.id, error = %e, "could not notify that a scheduled report is ready");
+            }
+        }
         Ok(Mailed::Queued {
             message_id,
             attached: attach,

@@ -211,12 +211,19 @@ impl ReportWriter {
     }
 
     /// Mails each scheduled report to its schedule's recipients through `outbox`, with
-    /// a link under `public_url`.
+    /// a link under `public_url`, and tells the schedule's creator through
+    /// `notifications`.
     #[must_use]
-    pub fn with_delivery(mut self, outbox: crate::mail::Outbox, public_url: &str) -> Self {
+    pub fn with_delivery(
+        mut self,
+        outbox: crate::mail::Outbox,
+        public_url: &str,
+        notifications: crate::notifications::Notifications,
+    ) -> Self {
         self.delivery = Some(delivery::Delivery {
             outbox,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            notifications,
         });
         self
     }

@@ -11,6 +11,7 @@ pub mod frameworks;
 pub mod health;
 pub mod jobs;
 pub mod mail;
+pub mod notifications;
 pub mod organization;
 pub mod plans;
 pub mod policies;
@@ -80,6 +81,7 @@ use crate::{
         (name = "assistant", description = "The compliance assistant: conversations, streamed answers with citations, question help"),
         (name = "ai", description = "AI providers, spending, usage and budgets"),
         (name = "mail", description = "The organisation's outgoing e-mail: what was sent, what waits, what failed"),
+        (name = "notifications", description = "The caller's notifications (in the app and by e-mail) and their channel preferences"),
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::problem::Problem, crate::problem::FieldError))
@@ -126,6 +128,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(jobs::router())
         .merge(mail::router())
+        .merge(notifications::router())
         .merge(audit::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, api)
 }

@@ -16,6 +16,7 @@ mod evidence;
 mod frameworks;
 mod jobs;
 mod mail;
+mod notifications;
 mod onboarding;
 mod plans;
 mod policies;
@@ -26,7 +27,7 @@ use askama::Template;
 use axum::{
     Router,
     extract::FromRequestParts,
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -79,6 +80,7 @@ pub fn router() -> Router<AppState> {
         .merge(reports::router())
         .merge(jobs::router())
         .merge(mail::router())
+        .merge(notifications::router())
 }
 
 async fn stylesheet() -> Response {
@@ -131,6 +133,8 @@ pub(crate) struct Viewer {
     new_csrf: bool,
     pub flash: Option<String>,
     secure: bool,
+    /// The bell's number; read for pages (GET), not for form posts, which redirect.
+    pub unread: Option<u64>,
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -150,12 +154,26 @@ impl FromRequestParts<AppState> for Viewer {
         let flash = cookie(&parts.headers, FLASH_COOKIE)
             .and_then(|f| urlencoding_decode(&f))
             .filter(|f| !f.is_empty());
+        // The layout shows the count on every page; a page still renders without it.
+        let unread = match &account {
+            Some(a) if parts.method == Method::GET || parts.method == Method::HEAD => {
+                match state.notifications.unread_count(&a.principal).await {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not count unread notifications");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(Self {
             account,
             csrf,
             new_csrf,
             flash,
             secure: state.settings.environment.is_production(),
+            unread,
         })
     }
 }
@@ -206,6 +224,23 @@ pub(crate) struct NavUser {
     pub can_read_audit: bool,
     pub can_use_ai: bool,
     pub can_manage_ai: bool,
+    /// Unread notifications; `None` when not known (the bell shows no number).
+    pub unread: Option<u64>,
+}
+
+impl NavUser {
+    /// What the bell says to a screen reader: "Notifications (3 unread)".
+    pub(crate) fn bell_label(&self) -> String {
+        match self.unread {
+            Some(n) => format!("Notifications ({n} unread)"),
+            None => "Notifications".to_owned(),
+        }
+    }
+
+    /// The number on the bell: only when there is something unread.
+    pub(crate) fn unread_badge(&self) -> Option<u64> {
+        self.unread.filter(|n| *n > 0)
+    }
 }
 
 impl Viewer {
@@ -230,6 +265,7 @@ impl Viewer {
             can_read_audit: a.principal.can(ruleiq_core::Permission::AuditRead),
             can_use_ai: a.principal.can(ruleiq_core::Permission::AiUse),
             can_manage_ai: a.principal.can(ruleiq_core::Permission::AiManage),
+            unread: self.unread,
         })
     }
 
