@@ -429,6 +429,61 @@ pub async fn evidence_links<C: ConnectionTrait>(
         .await
 }
 
+/// The organisation's (evidence item, control) links to the given controls.
+///
+/// # Errors
+/// On a database error.
+pub async fn evidence_links_to<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    control_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    let mut out = Vec::new();
+    // Bounded IN lists: PostgreSQL and SQLite both cap bind parameters.
+    for chunk in control_ids.chunks(500) {
+        out.extend(
+            evidence_control::Entity::find()
+                .select_only()
+                .column(evidence_control::Column::EvidenceId)
+                .column(evidence_control::Column::ControlId)
+                .filter(evidence_control::Column::OrganizationId.eq(organization_id))
+                .filter(evidence_control::Column::ControlId.is_in(chunk.to_vec()))
+                .into_tuple::<(Uuid, Uuid)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// The titles of the organisation's live evidence items among `ids`.
+///
+/// # Errors
+/// On a database error.
+pub async fn live_evidence_titles<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, DbErr> {
+    use evidence_item::Column as E;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        out.extend(
+            evidence_item::Entity::find()
+                .select_only()
+                .column(E::Id)
+                .column(E::Title)
+                .filter(E::OrganizationId.eq(organization_id))
+                .filter(E::DeletedAt.is_null())
+                .filter(E::Id.is_in(chunk.to_vec()))
+                .into_tuple::<(Uuid, String)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
 /// The organisation's approved policies, by title.
 ///
 /// # Errors

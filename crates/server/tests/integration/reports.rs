@@ -287,6 +287,34 @@ async fn every_report_is_built_from_the_organisations_data_and_opens_in_standard
     .await;
     assert_eq!(xlsx_rows(&xlsx)[1][0], "Evidence");
 
+    // Evidence of an Annex A control is listed against that control alone.
+    let (_, iso) = send(
+        &app,
+        Method::GET,
+        "/frameworks/iso27001-2022/controls?limit=200",
+        &ann.token,
+        None,
+    )
+    .await;
+    let a51 = iso["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ref"] == "A.5.1")
+        .expect("A.5.1 in the library")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, ev) = upload(
+        &app,
+        &ann,
+        "access-policy.txt",
+        &b"Access control policy, version 3, approved by the board.\n".repeat(20),
+        &[&a51],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ev}");
+
     // Every Annex A control of ISO/IEC 27001:2022, none assessed yet.
     let (_, xlsx) = report(
         &app,
@@ -298,6 +326,13 @@ async fn every_report_is_built_from_the_organisations_data_and_opens_in_standard
     assert_eq!(sheet.len() - 1, 93, "93 Annex A controls");
     assert_eq!(sheet[1][0], "A.5.1");
     assert!(sheet[1..].iter().all(|r| r[2] == "Undecided"));
+    assert!(sheet[1].iter().any(|c| c == "Evidence"), "{:?}", sheet[1]);
+    assert!(
+        sheet[2..]
+            .iter()
+            .all(|r| !r.iter().any(|c| c == "Evidence")),
+        "only A.5.1 has evidence"
+    );
     let (_, docx) = report(
         &app,
         &ann,

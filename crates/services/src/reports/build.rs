@@ -1006,11 +1006,21 @@ async fn statement_of_applicability(ctx: &Context<'_>) -> Result<StatementOfAppl
             by_control.entry(q.control_id).or_default().push(a);
         }
     }
-    let links = repo::evidence_links(ctx.db, ctx.org()).await.map_err(e)?;
+    // Only the evidence of Annex A's controls, read by id: an organisation's library
+    // may hold tens of thousands of items, most for other frameworks.
+    let control_ids: Vec<Uuid> = controls.iter().map(|c| c.id).collect();
+    let links = repo::evidence_links_to(ctx.db, ctx.org(), &control_ids)
+        .await
+        .map_err(e)?;
     let mut evidence_ids: Vec<Uuid> = links.iter().map(|(ev, _)| *ev).collect();
     evidence_ids.sort_unstable();
     evidence_ids.dedup();
-    let titles: HashMap<Uuid, String> = evidence_titles(ctx, &evidence_ids).await.map_err(e)?;
+    let titles: HashMap<Uuid, String> =
+        repo::live_evidence_titles(ctx.db, ctx.org(), &evidence_ids)
+            .await
+            .map_err(e)?
+            .into_iter()
+            .collect();
     let mut evidence_of: HashMap<Uuid, Vec<String>> = HashMap::new();
     for (ev, c) in &links {
         if let Some(t) = titles.get(ev) {
@@ -1089,22 +1099,6 @@ fn implementation(responses: &[Response]) -> (Option<bool>, &'static str) {
         "partially implemented"
     };
     (Some(true), status)
-}
-
-async fn evidence_titles(ctx: &Context<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, String>, DbErr> {
-    let mut out = HashMap::new();
-    let mut after = None;
-    loop {
-        let page = repo::evidence_page(ctx.db, ctx.org(), after, 1_000).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for e in page {
-            if ids.binary_search(&e.id).is_ok() {
-                out.insert(e.id, e.title);
-            }
-        }
-    }
-    Ok(out)
 }
 
 impl StatementOfApplicability {
