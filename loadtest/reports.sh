@@ -9,6 +9,7 @@
 # Bounded: a few minutes (most of it uploading the gigabyte).
 #
 #   cargo build --release && loadtest/reports.sh [path/to/ruleiq] [sqlite|postgres]
+#   PACK_ONLY=1 loadtest/reports.sh …    # only the audit pack, with its memory by stage
 #
 # PostgreSQL uses a scratch database `ruleiq_load` on 127.0.0.1:5432 (user postgres),
 # dropped and made again. Needs curl and python3 (and psql for PostgreSQL).
@@ -75,16 +76,24 @@ def build(token, body, sample=False):
     t0 = time.perf_counter()
     r = call("POST", "/reports", token, body)
     peak = rss_mb()
+    stages = {}
     while True:
         rep = call("GET", f"/reports/{r['report_id']}", token)
         if sample:
-            peak = max(peak, rss_mb())
+            now = rss_mb()
+            peak = max(peak, now)
+            # The peak by what the job said it was doing, to see which stage costs.
+            stage = (rep.get("progress_note") or "").split(" of ")[0].rstrip("0123456789 ")
+            stages[stage] = max(stages.get(stage, 0.0), now)
         if rep["status"] not in ("queued", "running"):
             break
         time.sleep(0.1 if sample else 0.005)
     end = (time.perf_counter() - t0) * 1000
     assert rep["status"] == "ready", rep
     run = (ts(rep["finished_at"]) - ts(call("GET", f"/jobs/{r['job_id']}", token)["started_at"])).total_seconds() * 1000
+    if sample:
+        for stage, mb in stages.items():
+            print(f"  RSS peak while {stage or 'queued'}: {mb:.0f} MB")
     return run, end, rep, peak
 
 if os.environ["PHASE"] == "documents":
@@ -135,8 +144,10 @@ print(f"audit pack: {rep['size_bytes'] / 1e9:.2f} GB in {run / 1000:.1f} s (job)
       f"server RSS before {before:.0f} MB, peak while building {peak:.0f} MB")
 PY
 
-start_server
-BASE="$base" PASSWORD="$password" PID="$pid" FILES="$files" PHASE=documents python3 "$dir/measure.py"
-kill "$pid"; wait "$pid" 2>/dev/null || true
+if [ "${PACK_ONLY:-}" != 1 ]; then
+  start_server
+  BASE="$base" PASSWORD="$password" PID="$pid" FILES="$files" PHASE=documents python3 "$dir/measure.py"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+fi
 start_server
 BASE="$base" PASSWORD="$password" PID="$pid" FILES="$files" PHASE=pack python3 "$dir/measure.py"
