@@ -63,10 +63,12 @@ def login(email):
     with urllib.request.urlopen(req) as r:
         return json.load(r)["access_token"]
 
-def rss_mb():
+def rss_mb(field="VmRSS"):
+    # VmRSS = RssAnon (the heap and stacks) + RssFile (pages of the executable and
+    # other mapped files, such as the fonts compiled into it) + RssShmem.
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -76,15 +78,18 @@ def build(token, body, sample=False):
     t0 = time.perf_counter()
     r = call("POST", "/reports", token, body)
     peak = rss_mb()
+    anon_peak = rss_mb("RssAnon")
     stages = {}
     while True:
         rep = call("GET", f"/reports/{r['report_id']}", token)
         if sample:
             now = rss_mb()
             peak = max(peak, now)
+            anon_peak = max(anon_peak, rss_mb("RssAnon"))
             # The peak by what the job said it was doing, to see which stage costs.
             stage = (rep.get("progress_note") or "").split(" of ")[0].rstrip("0123456789 ")
-            stages[stage] = max(stages.get(stage, 0.0), now)
+            was = stages.get(stage, (0.0, 0.0, 0.0))
+            stages[stage] = (max(was[0], now), max(was[1], rss_mb("RssAnon")), max(was[2], rss_mb("RssFile")))
         if rep["status"] not in ("queued", "running"):
             break
         time.sleep(0.1 if sample else 0.005)
@@ -92,8 +97,9 @@ def build(token, body, sample=False):
     assert rep["status"] == "ready", rep
     run = (ts(rep["finished_at"]) - ts(call("GET", f"/jobs/{r['job_id']}", token)["started_at"])).total_seconds() * 1000
     if sample:
-        for stage, mb in stages.items():
-            print(f"  RSS peak while {stage or 'queued'}: {mb:.0f} MB")
+        for stage, (mb, anon, file) in stages.items():
+            print(f"  peak while {stage or 'queued'}: RSS {mb:.0f} MB (anonymous {anon:.0f} MB, file-backed {file:.0f} MB)")
+        print(f"  anonymous memory (the heap): peak {anon_peak:.0f} MB")
     return run, end, rep, peak
 
 if os.environ["PHASE"] == "documents":
