@@ -655,9 +655,12 @@ async fn a_report_still_queued_is_409_and_one_past_retention_is_410() {
     .await;
     assert_eq!(status, StatusCode::GONE, "{problem}");
     assert_eq!(problem["type"], "https://ruleiq.dev/problems/gone");
-    // The expiry job marks it, and the list says so.
-    let expired = app.components.reports.writer().expire_due().await.unwrap();
-    assert_eq!(expired, 1);
+    // The expiry job marks it, and the list says so. The daily expiry queued at
+    // start-up runs in the embedded worker and may reach the report first; either
+    // way it is expired once, by the same code.
+    let writer = app.components.reports.writer();
+    assert!(writer.expire_due().await.unwrap() <= 1);
+    assert_eq!(writer.expire_due().await.unwrap(), 0, "idempotent");
     let (_, r) = send(
         &app,
         Method::GET,
