@@ -9,6 +9,7 @@
 pub mod mail;
 pub mod raw;
 pub mod secrets;
+pub mod sentry;
 
 use figment::{
     Figment,
@@ -17,6 +18,7 @@ use figment::{
 pub use mail::{MailSettings, SmtpSettings, SmtpTls};
 pub use raw::{KNOWN_KEYS, RawSettings};
 pub use secrecy::{ExposeSecret, SecretString};
+pub use sentry::SentryDsn;
 use serde::{Deserialize, Serialize};
 use std::{
     fmt,
@@ -368,7 +370,8 @@ pub struct MonitoringSettings {
     pub performance: bool,
     pub database: bool,
     pub interval: Duration,
-    pub sentry_dsn: Option<SecretString>,
+    /// `SENTRY_DSN`: where panics and 5xx answers are reported.
+    pub sentry_dsn: Option<SentryDsn>,
 }
 
 /// The validated settings of one ruleIQ process.
@@ -592,6 +595,10 @@ impl Settings {
                 return Err(ConfigError::invalid(name, "must be greater than 0"));
             }
         }
+        let sentry_dsn = non_empty(raw.sentry_dsn.clone())
+            .map(|dsn| SentryDsn::parse(&dsn))
+            .transpose()
+            .map_err(|message| ConfigError::invalid("SENTRY_DSN", message))?;
         if raw.session_cache_ms > 60_000 {
             return Err(ConfigError::invalid(
                 "SESSION_CACHE_MS",
@@ -722,7 +729,7 @@ impl Settings {
                 performance: raw.enable_performance_monitoring.0,
                 database: raw.enable_database_monitoring.0,
                 interval: Duration::from_secs(raw.monitoring_interval_seconds),
-                sentry_dsn: non_empty(raw.sentry_dsn).map(SecretString::from),
+                sentry_dsn,
             },
             mail,
         };

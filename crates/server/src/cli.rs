@@ -80,6 +80,11 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Check a running deployment from outside, as the roadmap's final checks: health,
+    /// readiness, security headers, a sign-in round trip, rate-limit headers,
+    /// monitoring, AI providers and response times. Prints a table; exits 1 when a
+    /// check fails.
+    Check(CheckArgs),
     /// Inspect and test background jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -109,6 +114,30 @@ enum Command {
     /// Outgoing e-mail: read the outbox, send a failed message again, test SMTP.
     #[command(subcommand)]
     Mail(MailCommand),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The deployment's public address, such as https://ruleiq.example.co.uk.
+    #[arg(long)]
+    url: String,
+    /// An account to sign in with (an owner or admin also checks monitoring). Its
+    /// password is read from standard input with --password-stdin, else from
+    /// RULEIQ_CHECK_PASSWORD.
+    #[arg(long)]
+    email: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// The deployment's API_V1_PREFIX, if not this machine's.
+    #[arg(long, value_name = "PATH")]
+    api_prefix: Option<String>,
+    /// The slowest acceptable p95 of the response-time sample, in milliseconds.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    max_ms: u64,
+    /// How many liveness requests the response-time sample makes.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    samples: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -416,6 +445,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         return health(&settings, url.as_deref());
     }
 
+    if let Command::Check(args) = &command {
+        return check(&settings, args);
+    }
+
     if let Command::Openapi = command {
         let doc = ruleiq_web::openapi(&settings.server.api_v1_prefix);
         let json = doc
@@ -467,6 +500,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Command::Secrets(_)
             | Command::Openapi
             | Command::Health { .. }
+            | Command::Check(_)
             | Command::Content(_)
             | Command::AuditPack(_) => Ok(()),
         }
@@ -509,6 +543,8 @@ async fn serve(settings: Settings) -> Result<(), Failure> {
 }
 
 async fn worker(settings: Settings, args: WorkerArgs) -> Result<(), Failure> {
+    // A job that panics is reported like a request that does (SENTRY_DSN).
+    let _reporter = ruleiq_web::error_reports::start_reporter(&settings);
     let components = Components::connect(settings).await?;
     require_current_schema(&components).await?;
     let token = CancellationToken::new();
@@ -1273,6 +1309,60 @@ async fn reference_data(db: &ruleiq_db::DatabaseConnection) -> Vec<(bool, &'stat
 
 /// `ruleiq health`: one plain HTTP/1.1 request to the liveness endpoint, so that a
 /// container image needs no HTTP client besides this binary.
+fn check(settings: &Settings, args: &CheckArgs) -> Result<(), Failure> {
+    use crate::check::{Target, Verdict, run, table};
+    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+        return Err(Failure::Usage(format!(
+            "--url {:?} must start with http:// or https://",
+            args.url
+        )));
+    }
+    let credentials = match &args.email {
+        None => None,
+        Some(email) => {
+            let password = if args.password_stdin {
+                password_from(true)?.0
+            } else {
+                std::env::var("RULEIQ_CHECK_PASSWORD").map_err(|_| {
+                    Failure::Usage(
+                        "--email needs a password: pipe it with --password-stdin or set RULEIQ_CHECK_PASSWORD"
+                            .into(),
+                    )
+                })?
+            };
+            Some((email.clone(), password))
+        }
+    };
+    let target = Target {
+        url: args.url.clone(),
+        api_prefix: args
+            .api_prefix
+            .clone()
+            .unwrap_or_else(|| settings.server.api_v1_prefix.clone()),
+        credentials,
+        max_ms: args.max_ms,
+        samples: args.samples.clamp(1, 1_000),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?;
+    let findings = runtime.block_on(run(&target));
+    print!("{}", table(&findings));
+    let failed = findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Fail)
+        .count();
+    if failed > 0 {
+        return Err(Failure::Failed(format!(
+            "{failed} check(s) failed against {}",
+            args.url
+        )));
+    }
+    println!("every check passed or only warned");
+    Ok(())
+}
+
 fn health(settings: &Settings, url: Option<&str>) -> Result<(), Failure> {
     use std::{
         io::{Read, Write},

@@ -5,6 +5,7 @@
 //! seed data, job queue, embedded worker, HTTP listener — so tests run the very same
 //! thing on port 0.
 
+pub mod check;
 pub mod cli;
 pub mod startup;
 pub mod telemetry;

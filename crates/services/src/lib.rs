@@ -8,6 +8,7 @@ pub mod cache;
 pub mod chat;
 pub mod dashboard;
 pub mod demo;
+pub mod error_reports;
 pub mod evidence;
 pub mod frameworks;
 pub mod identity;

@@ -189,6 +189,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // The cause goes to the log and to the error report, never to the client.
+        let cause = status
+            .is_server_error()
+            .then(|| crate::error_reports::ErrorCause(self.to_string()));
         let problem = match self {
             Self::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
@@ -201,6 +205,9 @@ impl IntoResponse for ApiError {
             other => Problem::new(status, other.to_string()),
         };
         let mut response = problem.into_response();
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

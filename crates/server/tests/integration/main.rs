@@ -9,6 +9,7 @@ mod assistant;
 mod browser;
 mod cli;
 mod deploy;
+mod error_reports;
 mod evidence;
 mod frameworks;
 mod health;

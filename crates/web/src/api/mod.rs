@@ -164,6 +164,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
+    // Inside the panic catcher, so a panic is reported (by the hook) with this
+    // request's route and id while it unwinds, and once.
+    let app = match crate::error_reports::start_reporter(&settings) {
+        Some(reporter) => app.layer(from_fn_with_state(
+            reporter,
+            crate::error_reports::report_server_errors,
+        )),
+        None => app,
+    };
 
     with_middleware(app, &settings, state.metrics.clone())
 }
