@@ -121,7 +121,7 @@ if os.environ["PHASE"] == "documents":
 # The pack: 1 GB of incompressible evidence in the small organisation, on a server
 # started afresh, so that its resident memory is the pack's and the server's own, not
 # what the large organisation's documents left in the allocator.
-if os.environ["PHASE"] != "pack":
+if os.environ["PHASE"] not in ("upload", "pack"):
     raise SystemExit
 token = login("pack@example.co.uk")
 frameworks = call("GET", "/compliance/status", token)["frameworks"]
@@ -130,7 +130,7 @@ control = call("GET", f"/frameworks/{slug}/controls?limit=1", token)["items"][0]
 boundary = "ruleiqloadboundary"
 size = 50 * 1024 * 1024
 t0 = time.perf_counter()
-for i in range(int(os.environ["FILES"])):
+for i in range(int(os.environ["FILES"]) if os.environ["PHASE"] == "upload" else 0):
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nBackup image {i}\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"evidence_type\"\r\n\r\nconfiguration\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"control_ids\"\r\n\r\n{control}\r\n"
@@ -140,14 +140,34 @@ for i in range(int(os.environ["FILES"])):
     body = os.urandom(size).hex().encode()[:size]
     call("POST", "/evidence", token, raw=head + b"a,b\n" + body + f"\r\n--{boundary}--\r\n".encode(),
          ctype=f"multipart/form-data; boundary={boundary}")
-print(f"uploaded {os.environ['FILES']} x 50 MiB in {time.perf_counter() - t0:.0f} s")
-# Text extraction of the uploads runs as jobs: let it finish so it is not measured.
-while any(call("GET", f"/jobs?status={s}&limit=1", token)["items"] for s in ("queued", "running")):
-    time.sleep(0.5)
+if os.environ["PHASE"] == "upload":
+    print(f"uploaded {os.environ['FILES']} x 50 MiB in {time.perf_counter() - t0:.0f} s")
+    # Text extraction of the uploads runs as jobs: let it finish so it is not measured.
+    while any(call("GET", f"/jobs?status={s}&limit=1", token)["items"] for s in ("queued", "running")):
+        time.sleep(0.5)
+    print(f"server RSS after the uploads and their text extraction: {rss_mb():.0f} MB "
+          f"(anonymous {rss_mb('RssAnon'):.0f} MB)")
+    raise SystemExit
+
+def by_mapping():
+    # Resident memory per mapped file (or [heap], anonymous), largest first: which
+    # part of the executable, which data file, or the heap, the pages belong to.
+    sizes, name = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                name = parts[5] if len(parts) > 5 else "[anonymous]"
+            elif parts[0] == "Rss:":
+                sizes[name] = sizes.get(name, 0) + int(parts[1])
+    return sorted(sizes.items(), key=lambda kv: -kv[1])[:6]
+
 before = rss_mb()
 run, end, rep, peak = build(token, {"report_type": "audit_pack", "format": "zip"}, sample=True)
 print(f"audit pack: {rep['size_bytes'] / 1e9:.2f} GB in {run / 1000:.1f} s (job), "
       f"server RSS before {before:.0f} MB, peak while building {peak:.0f} MB")
+for name, kb in by_mapping():
+    print(f"  resident after: {kb / 1024:6.1f} MB  {name}")
 PY
 
 if [ "${PACK_ONLY:-}" != 1 ]; then
@@ -156,4 +176,10 @@ if [ "${PACK_ONLY:-}" != 1 ]; then
   kill "$pid"; wait "$pid" 2>/dev/null || true
 fi
 start_server
-BASE="$base" PASSWORD="$password" PID="$pid" FILES="$files" PHASE=pack python3 "$dir/measure.py"
+BASE="$base" PASSWORD="$password" PID="$pid" FILES="$files" PHASE=upload python3 "$dir/measure.py"
+# The pack on a server started afresh (as after a deploy, or in `ruleiq worker`): its
+# resident memory is then the server's own and the pack's, not what a gigabyte of
+# uploads and their text extraction left behind in the allocator.
+kill "$pid"; wait "$pid" 2>/dev/null || true
+start_server
+BASE="$base" PASSWORD="$password" PID="$pid" FILES=0 PHASE=pack python3 "$dir/measure.py"

@@ -8,7 +8,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::LazyLock;
 
 use typst::diag::SourceDiagnostic;
-use typst::foundations::{Array, Dict, IntoValue, Value};
+use typst::foundations::{Array, Bytes, Dict, IntoValue, Value};
+use typst::text::Font;
 use typst_as_lib::{TypstAsLibError, TypstEngine};
 use typst_layout::PagedDocument;
 use typst_pdf::PdfOptions;
@@ -20,10 +21,24 @@ use crate::{Block, Chart, DocsError, Document, OUTLINE_DEPTH, check_size, panic_
 const TEMPLATE_ID: &str = "/ruleiq-document.typ";
 const TEMPLATE: &str = include_str!("template.typ");
 
+/// The families the template sets: Libertinus Serif for text, DejaVu Sans Mono for code.
+/// Between them they also hold every symbol our documents print (arrows, ticks, bullets,
+/// dashes), so typst's fallback never needs the rest of typst-assets (New Computer Modern
+/// and its maths faces, which no document of ours uses since user text is never maths).
+const FAMILIES: [&str; 2] = ["Libertinus Serif", "DejaVu Sans Mono"];
+
 /// Parsing the embedded fonts takes a noticeable fraction of a render, so it happens once.
+///
+/// Each font is handed to typst as the `&'static` bytes compiled into the executable. (The
+/// builder's own conversion from a byte slice copies it onto the heap: ten megabytes, for
+/// the life of the process, that the audit pack's memory target has no room for.) Only
+/// the pages typst reads — the tables it parses, the glyphs it embeds — become resident.
 static ENGINE: LazyLock<TypstEngine> = LazyLock::new(|| {
+    let fonts = typst_assets::fonts()
+        .flat_map(|data| Font::iter(Bytes::new(data)))
+        .filter(|font| FAMILIES.contains(&font.info().family.as_str()));
     TypstEngine::builder()
-        .fonts(typst_assets::fonts())
+        .fonts(fonts)
         .with_static_source_file_resolver([(TEMPLATE_ID, TEMPLATE)])
         .build()
 });
@@ -207,4 +222,32 @@ fn messages(diagnostics: &[SourceDiagnostic]) -> Vec<String> {
             message
         })
         .collect()
+}
+
+#[cfg(test)]
+mod font_tests {
+    use super::*;
+
+    #[test]
+    fn the_two_families_are_loaded_and_cover_what_documents_print() {
+        let fonts: Vec<Font> = typst_assets::fonts()
+            .flat_map(|data| Font::iter(Bytes::new(data)))
+            .filter(|font| FAMILIES.contains(&font.info().family.as_str()))
+            .collect();
+        for family in FAMILIES {
+            assert!(
+                fonts.iter().any(|f| f.info().family == family),
+                "{family} is not in typst-assets any more"
+            );
+        }
+        // Our templates, policies and reports print these beyond ASCII; users type the
+        // rest of Latin-1, Greek and Cyrillic, which Libertinus covers.
+        for c in "–—£€→·«»é‘’“”•…×≤≥±°§©®™✓ĀŁŒŠŽΑΩЖЯ".chars()
+        {
+            assert!(
+                fonts.iter().any(|f| f.info().coverage.contains(c as u32)),
+                "no loaded face has {c:?}"
+            );
+        }
+    }
 }
