@@ -6,14 +6,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `ruleiq` with only the given environment (plus PATH), on the test's database.
-fn ruleiq(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn ruleiq(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Run {
     ruleiq_with_input(db, args, env, "")
 }
 
