@@ -159,6 +159,40 @@ pub async fn database_health(db: &DatabaseConnection) -> DatabaseHealth {
     }
 }
 
+/// The connection pool's occupancy, read from the pool itself (no query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    pub in_use: u32,
+    /// The most the pool will open (`DATABASE_MAX_CONNECTIONS`).
+    pub max: u32,
+}
+
+/// The pool's occupancy; `None` for a connection that is not a sqlx pool.
+#[must_use]
+pub fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
+    use sea_orm::DatabaseConnectionType as Inner;
+    // Matching on the variant first: the pool getters panic on the wrong backend.
+    match &db.inner {
+        Inner::SqlxSqlitePoolConnection(_) => Some(stats_of(db.get_sqlite_connection_pool())),
+        Inner::SqlxPostgresPoolConnection(_) => Some(stats_of(db.get_postgres_connection_pool())),
+        _ => None,
+    }
+}
+
+fn stats_of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolStats {
+    let size = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+    PoolStats {
+        size,
+        idle,
+        in_use: size - idle,
+        max: pool.options().get_max_connections(),
+    }
+}
+
 /// Names of migrations not yet applied, read without writing to the database.
 ///
 /// # Errors

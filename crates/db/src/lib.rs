@@ -8,6 +8,9 @@ pub mod entities;
 pub mod repositories;
 pub mod writer;
 
-pub use connect::{ConnectError, DatabaseHealth, connect, database_health, migrations_pending};
+pub use connect::{
+    ConnectError, DatabaseHealth, PoolStats, connect, database_health, migrations_pending,
+    pool_stats,
+};
 pub use sea_orm::{self, DatabaseConnection, DbErr};
 pub use writer::writer_turn;

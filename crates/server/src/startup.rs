@@ -13,7 +13,7 @@ use ruleiq_services::{
     identity::Identity,
     jobs::{Jobs, RetryPolicy},
     mail::{Mailer, Outbox, SmtpMailer},
-    monitoring::Monitor,
+    monitoring::{Monitor, queries::QueryLog},
     notifications::Notifications,
     profiles::Profiles,
     ratelimit::{FallbackLimiter, MemoryLimiter, RateLimiter},
@@ -367,8 +367,18 @@ impl Application {
     /// [`StartupError`] naming what failed.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let started_at = Instant::now();
-        let db = ruleiq_db::connect(&settings.database).await?;
+        let mut db = ruleiq_db::connect(&settings.database).await?;
         prepare_database(&db, &settings, &SystemClock).await?;
+        // Installed before the connection is cloned into any service (each clone
+        // carries the callback it was made with), and after migrating and seeding, so
+        // that start-up work does not crowd the slow-query list.
+        let queries = Arc::new(QueryLog::default());
+        if settings.monitoring.database {
+            let log = queries.clone();
+            db.set_metric_callback(move |info| {
+                log.observe(info.elapsed, &info.statement.sql, info.failed);
+            });
+        }
         let components = Components::with_db(settings, db).await?;
         let settings = components.settings.clone();
         let addr = settings.listen_addr();
@@ -442,7 +452,8 @@ impl Application {
             ai: components.ai.clone(),
             search,
             limiter,
-            metrics: Metrics::new(),
+            metrics: Metrics::new().with_performance(settings.monitoring.performance),
+            queries,
             started_at,
         });
         Ok(Self {

@@ -1,14 +1,17 @@
 //! Prometheus metrics, owned by the application rather than installed globally, so
-//! that two applications in one test process keep separate counts.
+//! that two applications in one test process keep separate counts; and the sliding
+//! window of request latencies behind `/monitoring/performance`, recorded by the same
+//! call so a request pays for one lookup.
 
 use metrics::{Counter, Histogram, Label, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use ruleiq_services::monitoring::performance::{RequestWindow, RouteWindow};
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
-    time::Duration,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
 };
 
 /// Request latency buckets, in seconds: fine-grained below 10 ms, where this server's
@@ -28,8 +31,25 @@ pub struct Metrics {
     /// Handles per (method, route, status), so a request costs a read lock and two
     /// atomic updates rather than building labels and looking them up in the registry.
     /// Routes are the matched templates, so this map stays small.
-    requests: Arc<RwLock<HashMap<RequestKey, (Counter, Histogram)>>>,
+    requests: Arc<RwLock<HashMap<RequestKey, RequestHandles>>>,
+    /// The sliding window, when `ENABLE_PERFORMANCE_MONITORING` is on.
+    window: Option<Arc<RequestWindow>>,
+    /// Requests refused with 429, by rate-limit bucket, registered up front so that
+    /// every bucket's series exists (at 0) from the first scrape.
+    rate_limited: Arc<HashMap<&'static str, Counter>>,
+    /// When the gauges that cost a query were last refreshed.
+    refreshed: Arc<Mutex<Option<Instant>>>,
 }
+
+#[derive(Clone)]
+struct RequestHandles {
+    counter: Counter,
+    histogram: Histogram,
+    window: Option<Arc<RouteWindow>>,
+}
+
+/// The rate-limit buckets (see [`crate::ratelimit`]).
+pub const RATE_LIMIT_BUCKETS: [&str; 3] = ["auth", "ai", "general"];
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct RequestKey {
@@ -64,10 +84,69 @@ impl Metrics {
                 |b| b.build_recorder(),
             );
         let handle = recorder.handle();
+        let rate_limited = RATE_LIMIT_BUCKETS
+            .iter()
+            .map(|bucket| {
+                let key = metrics::Key::from_parts(
+                    "ruleiq_rate_limited_total",
+                    vec![Label::new("bucket", *bucket)],
+                );
+                (*bucket, recorder.register_counter(&key, &METADATA))
+            })
+            .collect();
         Self {
             recorder: Arc::new(recorder),
             handle,
             requests: Arc::default(),
+            window: Some(Arc::new(RequestWindow::new())),
+            rate_limited: Arc::new(rate_limited),
+            refreshed: Arc::default(),
+        }
+    }
+
+    /// Keeps the sliding window of request latencies or not
+    /// (`ENABLE_PERFORMANCE_MONITORING`). The Prometheus series are kept either way:
+    /// scrapers depend on them.
+    #[must_use]
+    pub fn with_performance(mut self, enabled: bool) -> Self {
+        self.window = enabled.then(|| Arc::new(RequestWindow::new()));
+        self
+    }
+
+    /// The sliding window of request latencies; `None` when it is turned off.
+    #[must_use]
+    pub fn performance(&self) -> Option<&RequestWindow> {
+        self.window.as_deref()
+    }
+
+    /// Counts one request refused by the rate limiter.
+    pub fn count_rate_limited(&self, bucket: &'static str) {
+        match self.rate_limited.get(bucket) {
+            Some(counter) => counter.increment(1),
+            None => {
+                let key = metrics::Key::from_parts(
+                    "ruleiq_rate_limited_total",
+                    vec![Label::new("bucket", bucket)],
+                );
+                self.recorder.register_counter(&key, &METADATA).increment(1);
+            }
+        }
+    }
+
+    /// Whether the gauges that cost a query are due for a refresh (`every` has passed
+    /// since the last one); a `true` answer books the refresh, so of several scrapes
+    /// arriving together only one runs the queries.
+    #[must_use]
+    pub fn refresh_due(&self, every: Duration) -> bool {
+        let Ok(mut last) = self.refreshed.lock() else {
+            return false;
+        };
+        match *last {
+            Some(at) if at.elapsed() < every => false,
+            _ => {
+                *last = Some(Instant::now());
+                true
+            }
         }
     }
 
@@ -83,7 +162,7 @@ impl Metrics {
             .read()
             .ok()
             .and_then(|map| map.get(&key).cloned());
-        let (counter, histogram) = match cached {
+        let handles = match cached {
             Some(handles) => handles,
             None => {
                 let handles = self.register(&key);
@@ -93,11 +172,14 @@ impl Metrics {
                 handles
             }
         };
-        counter.increment(1);
-        histogram.record(elapsed.as_secs_f64());
+        handles.counter.increment(1);
+        handles.histogram.record(elapsed.as_secs_f64());
+        if let Some(window) = &handles.window {
+            window.record(elapsed, status);
+        }
     }
 
-    fn register(&self, key: &RequestKey) -> (Counter, Histogram) {
+    fn register(&self, key: &RequestKey) -> RequestHandles {
         let labels = vec![
             Label::new("method", key.method.clone()),
             Label::new("route", key.route.clone()),
@@ -105,10 +187,14 @@ impl Metrics {
         ];
         let counter_key = metrics::Key::from_parts("http_requests_total", labels.clone());
         let histogram_key = metrics::Key::from_parts("http_request_duration_seconds", labels);
-        (
-            self.recorder.register_counter(&counter_key, &METADATA),
-            self.recorder.register_histogram(&histogram_key, &METADATA),
-        )
+        RequestHandles {
+            counter: self.recorder.register_counter(&counter_key, &METADATA),
+            histogram: self.recorder.register_histogram(&histogram_key, &METADATA),
+            window: self
+                .window
+                .as_ref()
+                .map(|w| w.route(&key.method, &key.route)),
+        }
     }
 
     /// Sets a gauge, such as the job queue depth.

@@ -41,6 +41,17 @@ enum Class {
     General,
 }
 
+impl Class {
+    /// The bucket's name in `/metrics` (`ruleiq_rate_limited_total{bucket}`).
+    fn as_str(self) -> &'static str {
+        match self {
+            Class::Auth => "auth",
+            Class::Ai => "ai",
+            Class::General => "general",
+        }
+    }
+}
+
 fn classify(prefix: &str, route: &str) -> Option<Class> {
     let rest = route.strip_prefix(prefix)?;
     if UNLIMITED_PREFIXES.iter().any(|p| rest.starts_with(p)) {
@@ -109,6 +120,7 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let decision = state.limiter.hit(&key, limit, WINDOW).await;
     if !decision.allowed {
+        state.metrics.count_rate_limited(class.as_str());
         let retry = decision.reset_after.as_secs().max(1);
         let mut response = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -142,5 +154,12 @@ mod tests {
         assert_eq!(classify(p, "/api/v1/health"), None);
         assert_eq!(classify(p, "/api/v1/health/ready"), None);
         assert_eq!(classify(p, "/metrics"), None);
+    }
+
+    #[test]
+    fn every_bucket_has_its_series_in_metrics() {
+        for class in [Class::Auth, Class::Ai, Class::General] {
+            assert!(crate::metrics::RATE_LIMIT_BUCKETS.contains(&class.as_str()));
+        }
     }
 }

@@ -4,7 +4,7 @@ use ruleiq_config::Settings;
 use ruleiq_db::DatabaseConnection;
 use ruleiq_services::{
     audit::Audit, frameworks::Catalog, identity::Identity, jobs::Jobs, monitoring::Monitor,
-    profiles::Profiles, ratelimit::RateLimiter, search::SearchIndex,
+    monitoring::queries::QueryLog, profiles::Profiles, ratelimit::RateLimiter, search::SearchIndex,
 };
 use std::{ops::Deref, sync::Arc, time::Instant};
 
@@ -38,6 +38,9 @@ pub struct AppParts {
     pub search: Arc<dyn SearchIndex>,
     pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Metrics,
+    /// Timings of the database's statements and the slowest recent ones, fed by the
+    /// connection's metric callback when `ENABLE_DATABASE_MONITORING` is on.
+    pub queries: Arc<QueryLog>,
     pub started_at: Instant,
 }
 

@@ -19,6 +19,7 @@ mod jobs;
 mod mail;
 mod members;
 mod migrations;
+mod monitoring;
 mod notifications;
 mod plans;
 mod policies;

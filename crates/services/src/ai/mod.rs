@@ -21,7 +21,13 @@ use ruleiq_db::{
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 use uuid::Uuid;
 
 use crate::cache::ExpiringCache;
@@ -89,6 +95,56 @@ pub fn nanos(usd: Decimal) -> i64 {
 const CACHE_TTL: Duration = Duration::from_secs(3_600);
 const CACHE_ENTRIES: usize = 2_000;
 
+/// Answered calls and what they cost since the process started, per provider, for
+/// `/metrics`. Kept in memory rather than summed from the ledger so that each
+/// instance reports its own calls and the counters only ever grow, as Prometheus
+/// counters must.
+#[derive(Debug, Default)]
+pub struct AiMeter {
+    calls: [AtomicU64; ProviderName::ALL.len()],
+    cache_hits: [AtomicU64; ProviderName::ALL.len()],
+    cost_nanos: [AtomicU64; ProviderName::ALL.len()],
+}
+
+/// One provider's line of the [`AiMeter`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProviderCalls {
+    pub provider: ProviderName,
+    /// Calls answered, cache hits included.
+    pub calls: u64,
+    /// Of which answered from the cache, at no cost.
+    pub cache_hits: u64,
+    pub cost_usd: f64,
+}
+
+impl AiMeter {
+    fn count(&self, provider: ProviderName, cache_hit: bool, cost_nanos: i64) {
+        let Some(i) = ProviderName::ALL.iter().position(|p| *p == provider) else {
+            return;
+        };
+        self.calls[i].fetch_add(1, Ordering::Relaxed);
+        if cache_hit {
+            self.cache_hits[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.cost_nanos[i].fetch_add(u64::try_from(cost_nanos).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Every provider's calls and spend so far, in [`ProviderName::ALL`] order.
+    #[must_use]
+    pub fn totals(&self) -> Vec<ProviderCalls> {
+        ProviderName::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, provider)| ProviderCalls {
+                provider: *provider,
+                calls: self.calls[i].load(Ordering::Relaxed),
+                cache_hits: self.cache_hits[i].load(Ordering::Relaxed),
+                cost_usd: self.cost_nanos[i].load(Ordering::Relaxed) as f64 / 1e9,
+            })
+            .collect()
+    }
+}
+
 /// The AI service.
 #[derive(Clone)]
 pub struct AiService {
@@ -97,6 +153,7 @@ pub struct AiService {
     prices: Arc<PriceTable>,
     clock: Arc<dyn Clock>,
     cache: Arc<ExpiringCache<[u8; 32], Outcome>>,
+    meter: Arc<AiMeter>,
 }
 
 impl std::fmt::Debug for AiService {
@@ -114,7 +171,14 @@ impl AiService {
             prices: Arc::new(prices),
             clock,
             cache: Arc::new(ExpiringCache::new(CACHE_TTL, CACHE_ENTRIES)),
+            meter: Arc::default(),
         }
+    }
+
+    /// Calls answered and their cost since start.
+    #[must_use]
+    pub fn meter(&self) -> &AiMeter {
+        &self.meter
     }
 
     /// The service the settings describe: the configured providers in preference
@@ -268,6 +332,11 @@ impl AiService {
         latency: Duration,
         error: Option<String>,
     ) -> ai_usage::Model {
+        // Every answered call, whichever path writes its row (a plain call, a cache
+        // hit, a finished stream), has its row made here exactly once: so it is
+        // counted here.
+        self.meter
+            .count(outcome.provider, outcome.cache_hit, outcome.cost_nanos);
         let now = self.clock.now();
         ai_usage::Model {
             id: Uuid::now_v7(),

@@ -125,7 +125,14 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         version: VERSION.to_owned(),
         environment: state.settings.environment.to_string(),
         timestamp: Utc::now(),
-        checks: HealthChecks {
+        checks: report.into(),
+    };
+    (code, Json(body))
+}
+
+impl From<monitoring::HealthReport> for HealthChecks {
+    fn from(report: monitoring::HealthReport) -> Self {
+        Self {
             database: DatabaseCheck {
                 status: report.database.status.into(),
                 backend: report.database.backend.to_owned(),
@@ -150,9 +157,8 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
                 rate_limits: r.rate_limits.to_owned(),
                 error: r.error,
             }),
-        },
-    };
-    (code, Json(body))
+        }
+    }
 }
 
 /// The process is up.

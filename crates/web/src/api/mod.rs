@@ -11,6 +11,7 @@ pub mod frameworks;
 pub mod health;
 pub mod jobs;
 pub mod mail;
+pub mod monitoring;
 pub mod notifications;
 pub mod organization;
 pub mod plans;
@@ -25,10 +26,8 @@ pub mod users;
 
 use axum::{
     Router,
-    extract::State,
     http::{HeaderValue, Method, StatusCode, header},
     middleware::{from_fn, from_fn_with_state},
-    response::{IntoResponse, Response},
     routing::get,
 };
 use std::time::Duration;
@@ -69,6 +68,7 @@ use crate::{
     ),
     tags(
         (name = "health", description = "Liveness, readiness and component health"),
+        (name = "monitoring", description = "What this instance is doing, from live measurements: components, request latencies, the database pool and slow queries"),
         (name = "identity", description = "Accounts, sign-in, sessions, roles and the audit trail"),
         (name = "jobs", description = "Background jobs of the organisation"),
         (name = "frameworks", description = "The framework library, mappings, applicability, OSCAL exchange and search"),
@@ -122,6 +122,7 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(chat::router())
         .merge(ai::router())
         .merge(health::router())
+        .merge(monitoring::router())
         .merge(auth::router())
         .merge(rbac::router())
         .merge(organization::router())
@@ -159,7 +160,7 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .merge(api)
         .merge(SwaggerUi::new("/api/docs").url(format!("{prefix}/openapi.json"), doc))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(monitoring::scrape))
         .merge(ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -289,35 +290,6 @@ fn cors_layer(origins: &[String], credentials: bool) -> CorsLayer {
             .collect();
         base.allow_origin(list).allow_credentials(credentials)
     }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    let mut body = state.metrics.render();
-    // The AI providers' circuit breakers, read at scrape time: 0 closed (in use),
-    // 1 half open (being retried), 2 open (failing; skipped).
-    body.push_str(
-        "# HELP ruleiq_ai_provider_state Circuit breaker of each AI provider: 0 closed, 1 half open, 2 open.\n\
-         # TYPE ruleiq_ai_provider_state gauge\n",
-    );
-    for p in ai::provider_statuses(&state) {
-        let value = match p.state.as_str() {
-            "open" => 2,
-            "half_open" => 1,
-            _ => 0,
-        };
-        body.push_str(&format!(
-            "ruleiq_ai_provider_state{{provider=\"{}\",configured=\"{}\"}} {value}\n",
-            p.name, p.configured
-        ));
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        body,
-    )
-        .into_response()
 }
 
 async fn not_found() -> Problem {

@@ -334,3 +334,44 @@ async fn requests_are_counted_by_matched_route_not_raw_path() {
     );
     assert!(text.contains("http_request_duration_seconds_bucket"));
 }
+
+#[tokio::test]
+async fn requests_enter_the_performance_window_unless_it_is_turned_off() {
+    let (app, metrics) = app_with(&settings(|_| {}));
+    for _ in 0..3 {
+        app.clone()
+            .oneshot(post_json(r#"{"name":"w","size":3,"colour":"red"}"#))
+            .await
+            .unwrap();
+    }
+    app.oneshot(Request::get("/explode").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let report = metrics.performance().unwrap().report();
+    assert_eq!(report.total_requests, 4);
+    let widgets = report
+        .routes
+        .iter()
+        .find(|r| r.route == "/widgets")
+        .unwrap();
+    assert_eq!((widgets.method.as_str(), widgets.count), ("POST", 3));
+    let explode = report
+        .routes
+        .iter()
+        .find(|r| r.route == "/explode")
+        .unwrap();
+    assert_eq!(explode.error_rate, 1.0, "a panic answers 500");
+
+    let off = Metrics::new().with_performance(false);
+    let routes = Router::new().route("/explode", get(explode_ok));
+    let app = with_middleware(routes, &settings(|_| {}), off.clone());
+    app.oneshot(Request::get("/explode").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(off.performance().is_none());
+    assert!(off.render().contains("http_requests_total"));
+}
+
+async fn explode_ok() -> &'static str {
+    "fine"
+}

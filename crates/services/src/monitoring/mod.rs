@@ -1,4 +1,6 @@
-//! Health of the process and the parts it depends on.
+//! Health of the process and the parts it depends on, and the live measurements
+//! behind `/monitoring`: request latencies ([`performance`]), slow database queries
+//! ([`queries`]) and the process's resident memory.
 //!
 //! The database check is a real round trip for every call: that is what a load
 //! balancer asks about. Calls that arrive while a round trip is in flight share it
@@ -7,6 +9,9 @@
 //! The storage and job-queue checks touch the disk and run aggregate queries, so their
 //! results are reused for a short while; a health probe at thousands of requests a
 //! second must not become the load itself.
+
+pub mod performance;
+pub mod queries;
 
 use futures::{
     FutureExt,
@@ -380,4 +385,48 @@ pub fn probe_writable(dir: &std::path::Path) -> Result<(), String> {
     let probe = dir.join(format!(".write-probe-{}", std::process::id()));
     std::fs::write(&probe, b"ok").map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
     std::fs::remove_file(&probe).map_err(|e| format!("cannot remove {}: {e}", probe.display()))
+}
+
+/// The process's resident memory (`VmRSS`) in bytes, on Linux; `None` elsewhere or
+/// when `/proc` cannot be read. Reading `/proc/self/status` is answered from kernel
+/// memory without touching a disk, so it is safe on the async threads.
+#[must_use]
+pub fn resident_memory_bytes() -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_rss(&status)
+}
+
+/// The `VmRSS:` line of a `/proc/<pid>/status` text, in bytes.
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let rest = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let mut parts = rest.split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") | None => value.checked_mul(1024),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_is_read_in_bytes() {
+        let status = "Name:\truleiq\nVmPeak:\t  200000 kB\nVmRSS:\t   51234 kB\nThreads:\t8\n";
+        assert_eq!(parse_vm_rss(status), Some(51_234 * 1024));
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn this_process_reports_its_memory_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(resident_memory_bytes().is_some_and(|b| b > 0));
+        } else {
+            assert_eq!(resident_memory_bytes(), None);
+        }
+    }
 }
