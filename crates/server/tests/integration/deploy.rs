@@ -329,3 +329,104 @@ async fn ruleiq_health_says_whether_the_server_is_alive() {
     assert_eq!(https.status.code(), Some(2));
     app.stop().await;
 }
+
+/// `ruleiq check --url`: the final checks from outside, as a table, failing when a
+/// check fails.
+#[tokio::test]
+async fn ruleiq_check_runs_the_final_checks_against_a_running_server() {
+    use crate::members::{PASSWORD, owner};
+    let app = TestApp::spawn().await;
+    owner(&app, "ann@example.co.uk", "Ann Ltd").await;
+    let check = async |args: &[&str], stdin: &str| {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ruleiq"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOG_LEVEL", "warn")
+            .arg("check")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let out = child.wait_with_output().await.unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let line = |out: &str, check: &str| {
+        out.lines()
+            .find(|l| l.starts_with(check))
+            .unwrap_or_else(|| panic!("no {check} line in\n{out}"))
+            .to_owned()
+    };
+    let signed_in = [
+        "--url",
+        &app.base,
+        "--email",
+        "ann@example.co.uk",
+        "--password-stdin",
+        "--samples",
+        "5",
+    ];
+
+    let (code, out, err) = check(&signed_in, &format!("{PASSWORD}\n")).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    for name in [
+        "health",
+        "readiness",
+        "security headers",
+        "sign in",
+        "monitoring",
+    ] {
+        assert!(line(&out, name).contains(" ok "), "{name}: {out}");
+    }
+    assert!(line(&out, "sign in").contains("ann@example.co.uk as owner of Ann Ltd"));
+    assert!(
+        line(&out, "AI providers").contains("offline closed"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "response time").contains("over 5 requests"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "rate-limit headers").contains("of 100000 left this minute"),
+        "{out}"
+    );
+
+    // A threshold no server meets fails the run, and says which.
+    let mut strict = signed_in.to_vec();
+    strict.extend(["--max-ms", "0"]);
+    let (code, out, _) = check(&strict, PASSWORD).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(line(&out, "response time").contains("FAIL"), "{out}");
+
+    let (code, out, _) = check(&signed_in, "not the password\n").await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(line(&out, "sign in").contains("FAIL"), "{out}");
+
+    // Without credentials the account checks are skipped, not failed.
+    let (code, out, _) = check(&["--url", &app.base, "--samples", "2"], "").await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(line(&out, "monitoring").contains("skipped"), "{out}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (code, out, _) = check(&["--url", &format!("http://127.0.0.1:{port}")], "").await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(line(&out, "health").contains("cannot connect"), "{out}");
+    let (code, _, err) = check(&["--url", "ftp://example.com"], "").await;
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, err) = check(&["--url", &app.base, "--email", "a@b.example"], "").await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--password-stdin"), "{err}");
+    app.stop().await;
+}
