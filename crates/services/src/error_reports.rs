@@ -243,9 +243,7 @@ pub fn scrub(message: &str) -> String {
         let replacement = if redact_next && !trimmed.is_empty() {
             redact_next = false;
             Some("[redacted]")
-        } else if trimmed.contains('@') {
-            Some("[redacted]")
-        } else if looks_like_token(trimmed) {
+        } else if trimmed.contains('@') || looks_like_token(trimmed) {
             Some("[redacted]")
         } else {
             None
