@@ -357,7 +357,7 @@ async fn every_command_has_help() {
     assert_eq!(run.code, 2);
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -366,13 +366,13 @@ fn free_port() -> u16 {
 }
 
 /// A `ruleiq serve` child process.
-struct Served {
+pub(crate) struct Served {
     child: std::process::Child,
     port: u16,
 }
 
 impl Served {
-    async fn start(db: &TestDatabase, env: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(db: &TestDatabase, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ruleiq"));
         cmd.env_clear()
@@ -403,12 +403,12 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Sends SIGTERM and returns whether it exited 0, and what it logged.
-    async fn terminate(mut self) -> (bool, String) {
+    pub(crate) async fn terminate(mut self) -> (bool, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

@@ -15,6 +15,7 @@ mod frameworks;
 mod health;
 mod http;
 mod identity;
+mod instances;
 mod jobs;
 mod mail;
 mod members;

@@ -108,7 +108,7 @@ async fn limits_can_be_turned_off() {
     }
 }
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
