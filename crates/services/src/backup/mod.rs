@@ -55,9 +55,11 @@ pub const FORMAT: &str = "ruleiq-backup";
 /// The archive layout this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
-/// Rows per INSERT on restore: large enough to be quick, small enough to stay under
-/// both engines' limit on bound parameters (SQLite 32,766) for our widest table.
-const INSERT_BATCH: usize = 500;
+/// Bound values per INSERT on restore: as many rows as fit, to spend the time on rows
+/// rather than statements, under both engines' limit (SQLite 32,766; PostgreSQL 65,535).
+const INSERT_VALUES: usize = 30_000;
+/// And no more rows than this per INSERT, to keep each statement's memory small.
+const INSERT_ROWS: usize = 2_000;
 
 /// The archive's table of contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -679,7 +681,7 @@ impl Backups {
             } else if let Some(sha256) = entry.name.strip_prefix("blobs/") {
                 self.restore_blob(&mut reader, sha256).await?;
                 restored_blobs += 1;
-                if restored_blobs % 100 == 0 {
+                if restored_blobs.is_multiple_of(100) {
                     progress(&format!(
                         "  {restored_blobs} of {} files",
                         manifest.blobs.len()
@@ -736,7 +738,8 @@ async fn load_table(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut pending: Vec<u8> = Vec::new();
-    let mut batch: Vec<Row> = Vec::with_capacity(INSERT_BATCH);
+    let batch_rows = (INSERT_VALUES / table.columns().len().max(1)).clamp(1, INSERT_ROWS);
+    let mut batch: Vec<Row> = Vec::with_capacity(batch_rows);
     let mut rows = 0u64;
     let parse = |line: &[u8], n: u64| -> Result<Row, BackupError> {
         serde_json::from_slice(line).map_err(|e| {
@@ -755,7 +758,7 @@ async fn load_table(
             rows += 1;
             batch.push(parse(&pending[start..start + pos], rows)?);
             start += pos + 1;
-            if batch.len() == INSERT_BATCH {
+            if batch.len() == batch_rows {
                 table.insert(txn, &batch).await?;
                 batch.clear();
             }
