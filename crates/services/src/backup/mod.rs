@@ -219,16 +219,11 @@ struct Spool {
 }
 
 impl RowSink for Spool {
-    fn row(&mut self, row: &Row) -> Result<(), BackupError> {
-        let mut line = serde_json::to_vec(row).map_err(|e| BackupError::File {
-            path: self.path.clone(),
-            source: e.into(),
-        })?;
-        line.push(b'\n');
-        self.hasher.update(&line);
+    fn line(&mut self, line: &[u8]) -> Result<(), BackupError> {
+        self.hasher.update(line);
         self.size += line.len() as u64;
         self.rows += 1;
-        self.out.write_all(&line).map_err(file_err(&self.path))
+        self.out.write_all(line).map_err(file_err(&self.path))
     }
 }
 

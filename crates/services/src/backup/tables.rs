@@ -27,11 +27,11 @@ pub type Row = Map<String, Json>;
 
 /// Where a table's rows go while it is dumped.
 pub trait RowSink: Send {
-    /// Takes one row.
+    /// Takes one row: a JSON object and its closing newline.
     ///
     /// # Errors
     /// When the row cannot be written.
-    fn row(&mut self, row: &Row) -> Result<(), BackupError>;
+    fn line(&mut self, line: &[u8]) -> Result<(), BackupError>;
 }
 
 /// Reading and writing one table.
@@ -156,11 +156,18 @@ where
         blobs: &mut BTreeSet<String>,
     ) -> Result<u64, BackupError> {
         let table = self.name();
+        // Each row is written straight to JSON, keys encoded once per table: a map per
+        // row would cost an allocation per column of every row.
+        let keys: Vec<Vec<u8>> = E::Column::iter()
+            .map(|c| serde_json::to_vec(c.as_str()).unwrap_or_default())
+            .collect();
+        let mut line = Vec::with_capacity(1024);
         let mut rows = E::find().stream(txn).await.map_err(db(table))?;
         let mut n = 0u64;
         while let Some(model) = rows.try_next().await.map_err(db(table))? {
-            let mut row = Row::new();
-            for column in E::Column::iter() {
+            line.clear();
+            line.push(b'{');
+            for (i, column) in E::Column::iter().enumerate() {
                 let value =
                     values::to_json(model.get(column)).map_err(|reason| BackupError::Column {
                         table,
@@ -173,9 +180,19 @@ where
                 {
                     blobs.insert(s.clone());
                 }
-                row.insert(column.as_str().to_owned(), value);
+                if i > 0 {
+                    line.push(b',');
+                }
+                line.extend_from_slice(&keys[i]);
+                line.push(b':');
+                serde_json::to_writer(&mut line, &value).map_err(|e| BackupError::Column {
+                    table,
+                    column: column.as_str(),
+                    reason: e.to_string(),
+                })?;
             }
-            sink.row(&row)?;
+            line.extend_from_slice(b"}\n");
+            sink.line(&line)?;
             n += 1;
         }
         Ok(n)
