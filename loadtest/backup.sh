@@ -17,7 +17,7 @@ target="${3:-$engine}"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
-export LOG_LEVEL=warn
+export LOG_LEVEL=warn PGOPTIONS="-c client_min_messages=warning"
 password="otter lantern quarry velvet"
 
 database_url() { # engine name
