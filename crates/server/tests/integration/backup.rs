@@ -181,6 +181,12 @@ async fn answers(app: &TestApp, org: &Org) -> Vec<(String, String)> {
         "/audit-log".to_owned(),
         "/audit-log/verify".to_owned(),
         "/ai/cost/usage".to_owned(),
+        "/users".to_owned(),
+        "/notifications".to_owned(),
+        "/rbac/roles".to_owned(),
+        // Search reads the restored search documents: policy text and control text.
+        "/search?q=firewall".to_owned(),
+        "/search?q=information%20security".to_owned(),
     ];
     let mut out = Vec::new();
     for path in paths {
@@ -214,6 +220,15 @@ async fn a_restored_backup_answers_exactly_as_the_original_on_either_engine() {
     let source = TestApp::spawn().await;
     let org = build(&source).await;
     let before = answers(&source, &org).await;
+    for (path, body) in &before {
+        if path.starts_with("/search") {
+            let hits: Value = serde_json::from_str(body).unwrap();
+            assert!(
+                !hits["items"].as_array().unwrap().is_empty(),
+                "{path}: {hits}"
+            );
+        }
+    }
 
     // Backed up while the source server is still running.
     let out = tempfile::tempdir().unwrap();
