@@ -414,6 +414,20 @@ async fn a_damaged_archive_is_refused_naming_the_file_and_nothing_is_written() {
     assert!(manifest.to_string().contains(&evidence_sha), "{manifest}");
 
     let target = TestDatabase::on(backend()).await;
+    // A database never migrated has nothing to back up, and is told what to do.
+    refused(
+        &ruleiq(
+            &target,
+            &[
+                "backup",
+                "-o",
+                out.path().join("none.tar.gz").to_str().unwrap(),
+            ],
+        ),
+        &["schema is none", "ruleiq migrate up"],
+    );
+    assert!(!out.path().join("none.tar.gz").exists());
+    assert!(!out.path().join("none.tar.gz.partial").exists());
     // A changed row in a table file.
     let bad_table = out.path().join("table.tar.gz");
     tampered(

@@ -777,16 +777,18 @@ async fn load_table(
 }
 
 /// The latest migration recorded in the database.
+/// "none" for a database never migrated (no ledger at all), which the caller refuses
+/// like any other schema that is not this build's.
 async fn applied_schema(txn: &DatabaseTransaction) -> Result<String, BackupError> {
     let row = txn
         .query_one_raw(Statement::from_string(
             txn.get_database_backend(),
             "SELECT version FROM seaql_migrations ORDER BY version DESC LIMIT 1",
         ))
-        .await?;
+        .await;
     Ok(match row {
-        Some(row) => row.try_get::<String>("", "version")?,
-        None => String::new(),
+        Ok(Some(row)) => row.try_get::<String>("", "version")?,
+        Ok(None) | Err(_) => "none".to_owned(),
     })
 }
 
