@@ -7,7 +7,7 @@
 #
 # The second engine is the source, the third the restore target (default: the same as
 # the source), so `… sqlite postgres` times the move from SQLite to PostgreSQL.
-# PostgreSQL uses scratch databases `ruleiq_load` and `ruleiq_load_restore` on
+# PostgreSQL uses scratch databases `ruleiq_backup_source` and `ruleiq_backup_restore` on
 # 127.0.0.1:5432 (user postgres), dropped and made again. Needs psql for PostgreSQL.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,8 +32,8 @@ database_url() { # engine name
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
-source_url="$(database_url "$engine" ruleiq_load)"
-restore_url="$(database_url "$target" ruleiq_load_restore)"
+source_url="$(database_url "$engine" ruleiq_backup_source)"
+restore_url="$(database_url "$target" ruleiq_backup_restore)"
 
 echo "== ruleiq demo --size large ($engine)"
 DATABASE_URL="$source_url" DATA_DIR="$dir/source" "$bin" migrate up >/dev/null
@@ -62,8 +62,8 @@ echo "backup:  ${backup_s} s (target < 10 s: $(verdict "$backup_s" 10))"
 echo "restore: ${restore_s} s (target < 20 s: $(verdict "$restore_s" 20))"
 
 if [ "$engine" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_load WITH (FORCE)'
+  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_backup_source WITH (FORCE)'
 fi
 if [ "$target" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_load_restore WITH (FORCE)'
+  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_backup_restore WITH (FORCE)'
 fi
