@@ -4,6 +4,7 @@
 pub mod ai;
 pub mod assessments;
 pub mod audit;
+pub mod backup;
 pub mod cache;
 pub mod chat;
 pub mod dashboard;

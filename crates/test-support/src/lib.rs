@@ -45,8 +45,14 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// A fresh, empty database on the configured backend.
     pub async fn new() -> Self {
+        Self::on(backend()).await
+    }
+
+    /// A fresh, empty database on `backend` (`sqlite` or `postgres`), whatever
+    /// `TEST_DATABASE` says: for tests that move data between the engines.
+    pub async fn on(backend: &str) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        if backend() == "postgres" {
+        if backend == "postgres" {
             let name = format!("ruleiq_test_{}", uuid::Uuid::new_v4().simple());
             let admin = Database::connect(postgres_admin_url())
                 .await
@@ -159,7 +165,12 @@ impl TestApp {
 
     /// The application with settings adjusted by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut RawSettings)) -> Self {
-        let db = TestDatabase::new().await;
+        Self::spawn_on(TestDatabase::new().await, configure).await
+    }
+
+    /// The application over an existing database (and its data directory), with
+    /// settings adjusted by `configure`.
+    pub async fn spawn_on(db: TestDatabase, configure: impl FnOnce(&mut RawSettings)) -> Self {
         let mut raw = test_raw_settings(&db);
         configure(&mut raw);
         let settings = Settings::from_raw(raw).expect("valid test settings");
@@ -199,6 +210,24 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// Stops the server and hands back its database, to use again (by the command
+    /// line, or another server).
+    pub async fn stop_keeping_database(mut self) -> TestDatabase {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("stops in time")
+                .expect("server task");
+        }
+        let placeholder = TestDatabase {
+            url: String::new(),
+            pg_name: None,
+            dir: tempfile::tempdir().expect("temporary directory"),
+        };
+        std::mem::replace(&mut self.db, placeholder)
     }
 
     /// Stops the server gracefully and waits for it.

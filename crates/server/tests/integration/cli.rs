@@ -348,6 +348,8 @@ async fn every_command_has_help() {
         vec!["jobs", "test", "--help"],
         vec!["jobs", "list", "--help"],
         vec!["admin", "create", "--help"],
+        vec!["backup", "--help"],
+        vec!["restore", "--help"],
     ] {
         let run = ruleiq(&db, &args, &[]);
         assert_eq!(run.code, 0, "{args:?}");

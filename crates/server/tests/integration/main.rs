@@ -6,6 +6,7 @@
 
 mod assessments;
 mod assistant;
+mod backup;
 mod browser;
 mod cli;
 mod deploy;

@@ -32,7 +32,7 @@ async fn finished(app: &TestApp, m: &Member, id: &str) -> Value {
 }
 
 /// Requests a report and returns it once ready, with its file.
-async fn report(app: &TestApp, m: &Member, body: Value) -> (Value, Vec<u8>) {
+pub(crate) async fn report(app: &TestApp, m: &Member, body: Value) -> (Value, Vec<u8>) {
     let (status, accepted) =
         send(app, Method::POST, "/reports", &m.token, Some(body.clone())).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body} → {accepted}");
@@ -110,7 +110,7 @@ fn csv_rows(bytes: &[u8]) -> Vec<Vec<String>> {
 
 /// An organisation with a completed Cyber Essentials assessment and its plan, an
 /// evidence file on a control, and an approved policy.
-async fn organisation(app: &TestApp) -> (Member, Member, usize, Vec<u8>) {
+pub(crate) async fn organisation(app: &TestApp) -> (Member, Member, usize, Vec<u8>) {
     let ann = owner(app, "ann@example.co.uk", "Quokka Widgets Ltd").await;
     let bob = join(app, &ann, "bob@example.co.uk", "compliance_manager").await;
     let (status, a) = send(

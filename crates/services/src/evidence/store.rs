@@ -241,6 +241,27 @@ impl BlobStore {
         }
     }
 
+    /// The blob's size and its bytes as a stream (a backup must write the size
+    /// before the bytes).
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when no such blob is stored.
+    pub async fn open(
+        &self,
+        sha256: &str,
+    ) -> Result<(u64, impl Stream<Item = Result<Bytes, StoreError>> + use<>), StoreError> {
+        if !is_sha256(sha256) {
+            return Err(StoreError::Missing(sha256.to_owned()));
+        }
+        match self.store.get(&blob_path(sha256)).await {
+            Ok(r) => Ok((r.meta.size, r.into_stream().map_err(StoreError::from))),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(StoreError::Missing(sha256.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Part of the blob (`range` in bytes, end exclusive), or all of it.
     ///
     /// # Errors
