@@ -373,6 +373,14 @@ pub(crate) struct Served {
     port: u16,
 }
 
+/// A test that fails before `terminate` must not leave a server running.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Served {
     pub(crate) async fn start(db: &TestDatabase, env: &[(&str, &str)]) -> Self {
         let port = free_port();
