@@ -1391,6 +1391,7 @@ async fn reference_data(db: &ruleiq_db::DatabaseConnection) -> Vec<(bool, &'stat
         sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter},
     };
     let roles_expected = ruleiq_core::Role::ALL.len() as u64;
+    let roles_missing = format!("roles of {roles_expected}; run `ruleiq seed`");
     let frameworks = framework::Entity::find().count(db).await;
     let roles = role::Entity::find().count(db).await;
     let owners = membership::Entity::find()
@@ -1421,7 +1422,7 @@ async fn reference_data(db: &ruleiq_db::DatabaseConnection) -> Vec<(bool, &'stat
             roles.map(|n| n.min(roles_expected)),
             |n| n == ruleiq_core::Role::ALL.len() as u64,
             "roles",
-            "roles of 6; run `ruleiq seed`",
+            &roles_missing,
         ),
         line(
             "owner",

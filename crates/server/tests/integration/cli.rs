@@ -156,6 +156,12 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
         "{}",
         run.stdout
     );
+    assert!(
+        run.stdout
+            .contains("FAIL roles: 0 roles of 6; run `ruleiq seed`"),
+        "{}",
+        run.stdout
+    );
 
     for _ in 0..2 {
         let run = ruleiq(&db, &["seed"], &[]);
