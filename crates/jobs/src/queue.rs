@@ -16,9 +16,12 @@ use std::{fmt, time::Duration};
 
 /// How often a worker reports itself alive. apalis's default is 30 s; under load a
 /// delayed retry was seen waiting for the next heartbeat before being picked up, so a
-/// shorter beat bounds that wait (and recovers a dead worker's jobs after two missed
-/// beats, 10 s).
+/// shorter beat bounds that wait (and the time to notice a dead worker, below).
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A worker silent for three heartbeats (15 s) is dead: another worker's heartbeat puts
+/// its tasks back in the queue, and `Jobs::execute` takes over their records (which it
+/// does for records silent longer than `ruleiq_services::jobs::ORPHANED_AFTER`, 8 s).
+const MISSED_HEARTBEATS: usize = 3;
 
 /// Why the queue could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +68,8 @@ impl ApalisQueue {
                     .map_err(|e| QueueSetupError::Storage(e.to_string()))?;
                 let config = apalis_sqlite::Config::default()
                     .queue(queue)
-                    .heartbeat_interval(HEARTBEAT);
+                    .heartbeat_interval(HEARTBEAT)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 Ok(Self::Sqlite(SqliteStorage::new(pool).with_config(config)))
             }
             DbBackend::Postgres => {
@@ -75,7 +79,8 @@ impl ApalisQueue {
                     .map_err(|e| QueueSetupError::Storage(e.to_string()))?;
                 let config = apalis_postgres::Config::default()
                     .queue(queue)
-                    .heartbeat_interval(HEARTBEAT);
+                    .heartbeat_interval(HEARTBEAT)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 Ok(Self::Postgres(
                     PostgresStorage::new(pool).with_config(config),
                 ))
@@ -95,7 +100,8 @@ impl ApalisQueue {
             .map_err(|e| QueueSetupError::Redis(e.to_string()))?;
         let config = apalis_redis::Config::default()
             .queue(queue)
-            .heartbeat_interval(HEARTBEAT);
+            .heartbeat_interval(HEARTBEAT)
+            .missed_heartbeats(MISSED_HEARTBEATS);
         Ok(Self::Redis(RedisStorage::new(conn).with_config(config)))
     }
 

@@ -118,6 +118,16 @@ pub enum JobError {
 /// The most a worker waits for a retry that arrived before its due time.
 const MAX_EARLY_DELIVERY: Duration = Duration::from_secs(2);
 
+/// How often a running job's record is refreshed.
+const KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+/// A `running` record not refreshed for this long belongs to a worker that died (a
+/// `kill -9`, a lost machine): the queue's next delivery of it starts a new attempt.
+/// Shorter than the queue's own orphan timeout (`ruleiq_jobs::queue`, 15 s), so that
+/// delivery is never ignored, and several refreshes long, so a live worker is never
+/// taken over.
+pub const ORPHANED_AFTER: Duration = Duration::from_secs(8);
+
 /// The default number of attempts a job gets.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 
@@ -381,7 +391,9 @@ impl Jobs {
                 tokio::time::sleep(early.min(MAX_EARLY_DELIVERY)).await;
             }
         }
-        let Some(record) = repo::start_attempt(&self.db, id, self.clock.now()).await? else {
+        let now = self.clock.now();
+        let orphaned_before = now - chrono::Duration::from_std(ORPHANED_AFTER).unwrap_or_default();
+        let Some(record) = repo::start_attempt(&self.db, id, now, orphaned_before).await? else {
             tracing::debug!(job_id = %id, "job is not queued any more; delivery ignored");
             return Ok(());
         };
@@ -390,6 +402,19 @@ impl Jobs {
             job_id: id,
             number: attempt,
             max_attempts: u32::try_from(record.max_attempts).unwrap_or(1),
+        };
+        // While the handler runs, the record says so every few seconds; a record that
+        // stops saying so belongs to a worker that died, and a re-delivery takes over.
+        let keep_alive = {
+            let (db, clock) = (self.db.clone(), Arc::clone(&self.clock));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(KEEP_ALIVE).await;
+                    if let Err(e) = repo::keep_alive(&db, id, clock.now()).await {
+                        tracing::warn!(job_id = %id, error = %e, "could not refresh a running job");
+                    }
+                }
+            })
         };
         let outcome = match self.handlers.get(&envelope.kind) {
             Some(handler) => {
@@ -404,6 +429,7 @@ impl Jobs {
             }
             None => Err(format!("no handler for job kind `{}`", envelope.kind)),
         };
+        keep_alive.abort();
         match outcome {
             Ok(result) => {
                 tracing::info!(job_id = %id, kind = %envelope.kind, attempt, "job succeeded");

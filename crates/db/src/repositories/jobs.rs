@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use ruleiq_core::JobId;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -81,9 +81,9 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: JobId) -> Result<Option<job_ru
     job_run::Entity::find_by_id(id.as_uuid()).one(db).await
 }
 
-/// Marks a queued job as running and counts the attempt. Returns the updated record,
-/// or `None` when the job is not (or no longer) queued — cancelled, or taken by another
-/// worker.
+/// Marks a queued job (or an orphaned running one) as running and counts the attempt.
+/// Returns the updated record, or `None` when the job is not (or no longer) queued —
+/// cancelled, or taken by a live worker.
 ///
 /// # Errors
 /// On a database error.
@@ -91,6 +91,7 @@ pub async fn start_attempt<C: ConnectionTrait>(
     db: &C,
     id: JobId,
     now: DateTime<Utc>,
+    orphaned_before: DateTime<Utc>,
 ) -> Result<Option<job_run::Model>, DbErr> {
     let updated = job_run::Entity::update_many()
         .col_expr(job_run::Column::Status, Expr::value("running"))
@@ -105,13 +106,41 @@ pub async fn start_attempt<C: ConnectionTrait>(
         )
         .col_expr(job_run::Column::UpdatedAt, Expr::value(now))
         .filter(job_run::Column::Id.eq(id.as_uuid()))
-        .filter(job_run::Column::Status.eq("queued"))
+        .filter(
+            Condition::any()
+                .add(job_run::Column::Status.eq("queued"))
+                // A worker that died mid-job left its record `running`; once the record
+                // has gone unrefreshed past `orphaned_before`, the next delivery takes over.
+                .add(
+                    Condition::all()
+                        .add(job_run::Column::Status.eq("running"))
+                        .add(job_run::Column::UpdatedAt.lt(orphaned_before)),
+                ),
+        )
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {
         return Ok(None);
     }
     find(db, id).await
+}
+
+/// Marks a running job's record as still being worked on (see [`start_attempt`]).
+///
+/// # Errors
+/// On a database error.
+pub async fn keep_alive<C: ConnectionTrait>(
+    db: &C,
+    id: JobId,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    job_run::Entity::update_many()
+        .col_expr(job_run::Column::UpdatedAt, Expr::value(now))
+        .filter(job_run::Column::Id.eq(id.as_uuid()))
+        .filter(job_run::Column::Status.eq("running"))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Records success.

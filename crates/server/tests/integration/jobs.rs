@@ -326,3 +326,58 @@ async fn a_dead_job_is_retried_and_a_queued_one_cancelled_by_an_admin_of_its_org
     assert!(matches!(err, JobError::Conflict(_)), "{err}");
     app.stop().await;
 }
+
+/// A worker killed mid-job leaves its record `running`. The queue delivers the task
+/// again once the worker has missed its heartbeats; that delivery takes over a record
+/// that has not been refreshed for `ORPHANED_AFTER`, and only such a record: a job a
+/// live worker is refreshing is never run twice.
+#[tokio::test]
+async fn a_job_left_running_by_a_dead_worker_runs_again_and_a_live_one_does_not() {
+    use ruleiq_db::{
+        entities::job_run,
+        sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr},
+    };
+    use ruleiq_services::jobs::{JobEnvelope, ORPHANED_AFTER};
+    let app =
+        TestApp::spawn_with(|raw| raw.embedded_worker = ruleiq_config::raw::Flag(false)).await;
+    let payload = json!({"message": "again", "fail_attempts": 0});
+    let mut ids = Vec::new();
+    for silent_for in [ORPHANED_AFTER * 3, Duration::from_secs(1)] {
+        let id = app
+            .components
+            .jobs
+            .enqueue(CANARY, payload.clone(), None, 3)
+            .await
+            .unwrap();
+        // As a worker that started it and then stopped refreshing it leaves it.
+        let then = chrono::Utc::now() - chrono::Duration::from_std(silent_for).unwrap();
+        job_run::Entity::update_many()
+            .col_expr(job_run::Column::Status, Expr::value("running"))
+            .col_expr(job_run::Column::Attempts, Expr::value(1))
+            .col_expr(job_run::Column::UpdatedAt, Expr::value(then))
+            .filter(job_run::Column::Id.eq(id.as_uuid()))
+            .exec(&app.components.db)
+            .await
+            .unwrap();
+        app.components
+            .jobs
+            .execute(JobEnvelope {
+                job_id: id,
+                kind: CANARY.into(),
+                payload: payload.clone(),
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let orphan = app.components.jobs.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(orphan.status, "succeeded", "{orphan:?}");
+    assert_eq!(
+        orphan.attempts, 2,
+        "a second attempt, after the dead worker's"
+    );
+    let live = app.components.jobs.get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(live.status, "running", "{live:?}");
+    assert_eq!(live.attempts, 1, "a refreshed record is left to its worker");
+    app.stop().await;
+}
