@@ -75,6 +75,9 @@ async fn connect_sqlite(settings: &DatabaseSettings) -> Result<DatabaseConnectio
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
+        })
+        .map_sqlx_sqlite_before_acquire(|conn, _| {
+            Box::pin(async move { Ok(no_open_transaction(conn)) })
         });
     Database::connect(options)
         .await
@@ -82,6 +85,29 @@ async fn connect_sqlite(settings: &DatabaseSettings) -> Result<DatabaseConnectio
             url: settings.url.redacted(),
             source,
         })
+}
+
+/// Whether a pooled connection may be handed out: not while a transaction is still
+/// open on it.
+///
+/// A connection goes back to the pool when its borrower lets go of it; if that
+/// borrower leaked a transaction (forgot it, or its rollback went astray), every later
+/// borrower's statements would run inside it: reads from an old snapshot, and writes
+/// reported as done that no one else sees until the connection closes. Once seen in CI
+/// as a cancelled job that read back as queued, and not reproduced since; this check
+/// makes that class of fault impossible, whatever its cause. Run when a connection
+/// leaves the idle queue, after the release's own ping has flushed its pending
+/// commands (a dropped transaction's rollback included), so the depth it reads is
+/// settled and the check costs no round trip. A refused connection is closed, which
+/// rolls the transaction back, and the pool opens another.
+fn no_open_transaction<C: sea_orm::sqlx::Connection>(conn: &C) -> bool {
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "closing a pooled database connection that was returned with a transaction still open"
+        );
+        return false;
+    }
+    true
 }
 
 async fn connect_postgres(settings: &DatabaseSettings) -> Result<DatabaseConnection, ConnectError> {
@@ -99,7 +125,10 @@ async fn connect_postgres(settings: &DatabaseSettings) -> Result<DatabaseConnect
             // Check a connection only when it has sat idle long enough to have been
             // dropped by a proxy or a server restart, not before every query.
             .test_before_acquire_if_idle_for(Duration::from_secs(30))
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            .map_sqlx_postgres_before_acquire(|conn, _| {
+                Box::pin(async move { Ok(no_open_transaction(conn)) })
+            });
         match Database::connect(options).await {
             Ok(db) => return Ok(db),
             Err(source) => {

@@ -6,6 +6,7 @@
 pub mod connect;
 pub mod entities;
 pub mod repositories;
+pub mod transaction;
 pub mod writer;
 
 pub use connect::{
@@ -13,4 +14,5 @@ pub use connect::{
     pool_stats,
 };
 pub use sea_orm::{self, DatabaseConnection, DbErr};
+pub use transaction::{begin, begin_with_options};
 pub use writer::writer_turn;

@@ -423,6 +423,7 @@ impl Application {
         let state = AppState::new(AppParts {
             settings: settings.clone(),
             db: components.db.clone(),
+            db_gate: ruleiq_web::db_gate::DbGate::new(components.db.clone()),
             jobs: components.jobs.clone(),
             monitor,
             identity,

@@ -405,16 +405,19 @@ impl Jobs {
         };
         // While the handler runs, the record says so every few seconds; a record that
         // stops saying so belongs to a worker that died, and a re-delivery takes over.
+        // The refresher stops with this attempt, also when the attempt itself is
+        // dropped (a worker shutting down): otherwise it would keep an abandoned record
+        // looking alive and no other worker could take it over.
         let keep_alive = {
             let (db, clock) = (self.db.clone(), Arc::clone(&self.clock));
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(KEEP_ALIVE).await;
                     if let Err(e) = repo::keep_alive(&db, id, clock.now()).await {
                         tracing::warn!(job_id = %id, error = %e, "could not refresh a running job");
                     }
                 }
-            })
+            }))
         };
         let outcome = match self.handlers.get(&envelope.kind) {
             Some(handler) => {
@@ -429,7 +432,7 @@ impl Jobs {
             }
             None => Err(format!("no handler for job kind `{}`", envelope.kind)),
         };
-        keep_alive.abort();
+        drop(keep_alive);
         match outcome {
             Ok(result) => {
                 tracing::info!(job_id = %id, kind = %envelope.kind, attempt, "job succeeded");
@@ -449,6 +452,15 @@ impl Jobs {
             }
         }
         Ok(())
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

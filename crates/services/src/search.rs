@@ -10,7 +10,6 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::search_document,
     repositories::{frameworks as frameworks_repo, search as repo},
-    sea_orm::TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use std::{
@@ -399,7 +398,7 @@ impl SearchIndex for DbSearchIndex {
     async fn index(&self, docs: Vec<SearchDocument>) -> Result<(), DbErr> {
         let now = Utc::now();
         let scopes: HashSet<Option<Uuid>> = docs.iter().map(|d| d.organization_id).collect();
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::upsert(&txn, docs.into_iter().map(|d| d.into_row(now)).collect()).await?;
         for org in scopes {
             frameworks_repo::bump_revision(&txn, org, now).await?;
@@ -415,7 +414,7 @@ impl SearchIndex for DbSearchIndex {
         kind: SearchKind,
         subjects: &[Uuid],
     ) -> Result<(), DbErr> {
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::remove(&txn, organization_id, kind.as_str(), subjects).await?;
         frameworks_repo::bump_revision(&txn, organization_id, Utc::now()).await?;
         txn.commit().await?;

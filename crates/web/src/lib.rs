@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod db_gate;
 pub mod error_reports;
 pub mod extract;
 pub mod markdown;

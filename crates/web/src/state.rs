@@ -16,6 +16,8 @@ use crate::metrics::Metrics;
 pub struct AppParts {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
+    /// Turns requests away at once while the database is unreachable.
+    pub db_gate: Arc<crate::db_gate::DbGate>,
     pub jobs: Jobs,
     pub monitor: Monitor,
     pub identity: Identity,

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use uuid::Uuid;
@@ -42,12 +42,15 @@ pub fn chain_key(organization_id: Option<Uuid>) -> String {
 ///
 /// # Errors
 /// On a database error.
-pub async fn append<C, F>(db: &C, entry: NewEntry, hash: F) -> Result<audit_entry::Model, DbErr>
+pub async fn append<F>(
+    db: &DatabaseConnection,
+    entry: NewEntry,
+    hash: F,
+) -> Result<audit_entry::Model, DbErr>
 where
-    C: ConnectionTrait + TransactionTrait,
     F: FnOnce(&str, i64, &NewEntry) -> String,
 {
-    let txn = db.begin().await?;
+    let txn = crate::begin(db).await?;
     let key = chain_key(entry.organization_id);
     audit_chain_head::Entity::insert(audit_chain_head::ActiveModel {
         chain_key: Set(key.clone()),

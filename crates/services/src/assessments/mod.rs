@@ -13,7 +13,7 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{answer, assessment, framework},
     repositories::{assessments as repo, frameworks as frameworks_repo},
-    sea_orm::{DbBackend, TransactionTrait},
+    sea_orm::DbBackend,
 };
 use serde::{Deserialize, Serialize};
 use std::{
@@ -182,7 +182,7 @@ impl Assessments {
         qids.sort_unstable();
         qids.dedup();
         let earlier = repo::latest_answers(&self.db, org_id, &qids).await?;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::insert(
             &txn,
             assessment::Model {

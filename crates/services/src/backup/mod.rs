@@ -32,7 +32,7 @@ use futures::StreamExt;
 use ruleiq_core::Clock;
 use ruleiq_db::sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions,
 };
 use ruleiq_migration::{Migrator, MigratorTrait};
 use serde::{Deserialize, Serialize};
@@ -287,14 +287,17 @@ impl Backups {
         let mut out = ArchiveWriter::new(file, u64::try_from(created_at.timestamp()).unwrap_or(0));
         let txn = match backend {
             DbBackend::Postgres => {
-                self.db
-                    .begin_with_config(
-                        Some(IsolationLevel::RepeatableRead),
-                        Some(AccessMode::ReadOnly),
-                    )
-                    .await?
+                ruleiq_db::begin_with_options(
+                    &self.db,
+                    TransactionOptions {
+                        isolation_level: Some(IsolationLevel::RepeatableRead),
+                        access_mode: Some(AccessMode::ReadOnly),
+                        ..TransactionOptions::default()
+                    },
+                )
+                .await?
             }
-            _ => self.db.begin().await?,
+            _ => ruleiq_db::begin(&self.db).await?,
         };
         // The first read fixes the snapshot (SQLite starts it lazily), so the schema
         // version is read inside it.
@@ -618,14 +621,16 @@ impl Backups {
         let txn = match backend {
             // Take the write lock at once: a restore must not interleave with a writer.
             DbBackend::Sqlite => {
-                self.db
-                    .begin_with_options(TransactionOptions {
+                ruleiq_db::begin_with_options(
+                    &self.db,
+                    TransactionOptions {
                         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                         ..TransactionOptions::default()
-                    })
-                    .await?
+                    },
+                )
+                .await?
             }
-            _ => self.db.begin().await?,
+            _ => ruleiq_db::begin(&self.db).await?,
         };
         let mut held = Vec::new();
         for table in &all {

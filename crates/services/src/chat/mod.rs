@@ -23,7 +23,6 @@ use ruleiq_db::{
     repositories::{
         ai as ai_repo, assessments as assessments_repo, chat as repo, frameworks as frameworks_repo,
     },
-    sea_orm::TransactionTrait,
 };
 use serde::Serialize;
 use std::{sync::Arc, time::Instant};
@@ -580,7 +579,7 @@ impl Chat {
         // Four statements in one transaction: on SQLite, queue for the write lock in
         // the process rather than in SQLite's sleeping busy handler (see `writer_turn`).
         let _turn = ruleiq_db::writer_turn(&self.db).await;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::insert_message(&txn, p.question).await?;
         repo::touch_conversation(&txn, org, p.conversation.id, p.title, now).await?;
         ai_repo::insert_usage(&txn, ledger).await?;

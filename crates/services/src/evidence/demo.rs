@@ -14,7 +14,6 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{evidence_control, evidence_event, evidence_item, evidence_version},
     repositories::evidence as repo,
-    sea_orm::TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -209,7 +208,7 @@ pub async fn seed(
         docs.push(search_document(&item, None));
         items.push(item);
     }
-    let txn = db.begin().await?;
+    let txn = ruleiq_db::begin(db).await?;
     repo::insert_bulk(&txn, items, versions, links, events).await?;
     txn.commit().await?;
     repo::analyze(db).await?;

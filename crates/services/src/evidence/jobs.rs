@@ -5,9 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use ruleiq_core::Clock;
-use ruleiq_db::{
-    DatabaseConnection, DbErr, repositories::evidence as repo, sea_orm::TransactionTrait,
-};
+use ruleiq_db::{DatabaseConnection, DbErr, repositories::evidence as repo};
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -236,7 +234,7 @@ impl Upkeep {
                 let mut row = before.clone();
                 row.status = to.as_str().to_owned();
                 row.updated_at = now;
-                let txn = self.db.begin().await?;
+                let txn = ruleiq_db::begin(&self.db).await?;
                 if !repo::update_if_unchanged(&txn, &before, row).await? {
                     continue; // changed meanwhile; the next pass sees it as it is now
                 }

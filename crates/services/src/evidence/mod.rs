@@ -29,7 +29,6 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{evidence_event, evidence_item, evidence_version},
     repositories::evidence as repo,
-    sea_orm::TransactionTrait,
 };
 use serde::Serialize;
 use std::{collections::BTreeMap, sync::Arc};
@@ -209,6 +208,7 @@ pub struct EvidenceView {
 
 /// One version of an item's file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = EvidenceVersionView)]
 pub struct VersionView {
     pub version: i32,
     pub file: FileView,
@@ -468,7 +468,7 @@ impl Evidence {
             None,
             now,
         );
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::insert(&txn, item.clone(), version, &controls, event).await?;
         txn.commit().await?;
         self.audit
@@ -530,7 +530,7 @@ impl Evidence {
         row.status = to.as_str().to_owned();
         clear_review(&mut row);
         row.updated_at = now;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         if !repo::update_if_unchanged(&txn, &before, row.clone()).await? {
             return Err(EvidenceError::Conflict(
                 "another version was added at the same moment; reload and try again".into(),
@@ -756,7 +756,7 @@ impl Evidence {
             clear_review(&mut row);
         }
         row.updated_at = now;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         if !repo::update_if_unchanged(&txn, &before, row.clone()).await? {
             return Err(EvidenceError::Conflict(
                 "the evidence changed while you edited it; reload and try again".into(),
@@ -802,7 +802,7 @@ impl Evidence {
         let controls = self.check_controls(org, &control_ids).await?;
         let now = self.clock.now();
         row.updated_at = now;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::set_controls(&txn, org, id, &controls, now).await?;
         repo::update_if_unchanged(&txn, &before, row.clone()).await?;
         txn.commit().await?;
@@ -871,7 +871,7 @@ impl Evidence {
             Action::Expire | Action::Revise => {}
         }
         let name = action_name(action);
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         if !repo::update_if_unchanged(&txn, &before, row.clone()).await? {
             return Err(EvidenceError::Conflict(
                 "the evidence changed state meanwhile; reload and try again".into(),
@@ -977,7 +977,7 @@ impl Evidence {
         let mut row = before.clone();
         row.deleted_at = Some(now);
         row.updated_at = now;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         if !repo::update_if_unchanged(&txn, &before, row).await? {
             return Err(EvidenceError::Conflict(
                 "the evidence changed state meanwhile; reload and try again".into(),

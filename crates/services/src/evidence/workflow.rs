@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Where an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = EvidenceStatus)]
 pub enum Status {
     Draft,
     Submitted,

@@ -9,7 +9,6 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{control, framework, framework_domain, question},
     repositories::{frameworks as repo, search as search_repo},
-    sea_orm::TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -49,7 +48,7 @@ pub async fn load(
     if repo::content_hash(db, LIBRARY).await?.as_deref() == Some(library.hash.as_str()) {
         return Ok(report);
     }
-    let txn = db.begin().await?;
+    let txn = ruleiq_db::begin(db).await?;
     let mut framework_ids: HashMap<&str, Uuid> = HashMap::new();
     let mut control_ids: HashMap<(&str, &str), Uuid> = HashMap::new();
     let mut question_rows = Vec::new();

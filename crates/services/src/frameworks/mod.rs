@@ -13,7 +13,6 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{control, framework},
     repositories::frameworks as repo,
-    sea_orm::TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -482,7 +481,7 @@ impl Catalog {
             .into_iter()
             .map(|c| c.id)
             .collect();
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         let deleted = repo::delete_imported(&txn, org, id).await?;
         if deleted {
             ruleiq_db::repositories::search::remove(&txn, Some(org), "control", &controls).await?;

@@ -15,7 +15,6 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{control, framework, framework_domain},
     repositories::{frameworks as repo, search as search_repo},
-    sea_orm::TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -283,7 +282,7 @@ pub async fn import(
         .filter(|h| h.starts_with("http"))
         .map(str::to_owned);
 
-    let txn = db.begin().await?;
+    let txn = ruleiq_db::begin(db).await?;
     let framework_id = repo::insert_framework(
         &txn,
         framework::Model {

@@ -8,7 +8,6 @@ use ruleiq_core::{Email, Permission, Role};
 use ruleiq_db::{
     entities::{invitation, membership, organization, user},
     repositories::identity::{self as repo, NewUser},
-    sea_orm::TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -223,7 +222,7 @@ impl Identity {
         let hash = password::hash(input.password)
             .await
             .map_err(IdentityError::Internal)?;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         if !repo::accept_invitation(&txn, invitation.id, now).await? {
             return Err(invalid_token());
         }

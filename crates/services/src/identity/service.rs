@@ -6,7 +6,7 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{organization, user},
     repositories::identity::{self as repo, NewUser},
-    sea_orm::{SqlErr, TransactionTrait},
+    sea_orm::SqlErr,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -288,7 +288,7 @@ impl Identity {
             .await
             .map_err(IdentityError::Internal)?;
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         let organization = repo::insert_organization(&txn, &org_name, now).await?;
         let user = match repo::insert_user(
             &txn,

@@ -27,7 +27,6 @@ use ruleiq_db::{
     DatabaseConnection,
     entities::mail_outbox::{self, attachment},
     repositories::mail::{self as repo, OutboxCounts, OutboxFilter},
-    sea_orm::TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use std::{future::Future, sync::Arc, time::Duration};
@@ -312,7 +311,7 @@ impl Outbox {
                 created_at: now,
             })
             .collect();
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::insert(&txn, row, files).await?;
         txn.commit().await?;
 
@@ -397,7 +396,7 @@ impl Outbox {
         let now = self.clock.now();
         let recorded = match outcome {
             Ok(()) => {
-                let txn = self.db.begin().await?;
+                let txn = ruleiq_db::begin(&self.db).await?;
                 let recorded = repo::mark_sent(&txn, id, attempt, now).await?;
                 if recorded {
                     repo::delete_attachments(&txn, id).await?;

@@ -30,7 +30,6 @@ use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::notification::{self, preference},
     repositories::{identity as identity_repo, notifications as repo},
-    sea_orm::TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use std::{collections::HashMap, sync::Arc};
@@ -505,7 +504,7 @@ impl Notifications {
                 updated_at: now,
             })
             .collect();
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::save_preferences(&txn, rows).await?;
         txn.commit().await?;
         self.preferences(who).await

@@ -17,7 +17,6 @@ use ruleiq_db::{
         assessments as assessments_repo, frameworks as frameworks_repo, identity as identity_repo,
         plans as repo,
     },
-    sea_orm::TransactionTrait,
 };
 use serde::Serialize;
 use std::{collections::HashMap, sync::Arc};
@@ -319,7 +318,7 @@ impl Plans {
                 updated_at: now,
             })
             .collect();
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::insert(&txn, row.clone(), tasks.clone()).await?;
         txn.commit().await?;
         self.audit

@@ -24,7 +24,6 @@ use ruleiq_db::{
         frameworks as frameworks_repo, identity as identity_repo, policies as repo,
         profiles as profiles_repo,
     },
-    sea_orm::TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeSet, sync::Arc};
@@ -93,6 +92,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> PolicyError {
 /// A policy's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PolicyStatus)]
 pub enum Status {
     Draft,
     InReview,
@@ -177,6 +177,7 @@ pub struct PolicyView {
 
 /// A version of a policy's text.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = PolicyVersionView)]
 pub struct VersionView {
     pub version: i32,
     pub title: String,
@@ -356,7 +357,9 @@ impl PolicyWriter {
             prompt_version: Some(PROMPT_VERSION.into()),
             created_at: now,
         };
-        let txn = self.db.begin().await.map_err(|e| e.to_string())?;
+        let txn = ruleiq_db::begin(&self.db)
+            .await
+            .map_err(|e| e.to_string())?;
         if !repo::update_if_unchanged(&txn, &before, row.clone())
             .await
             .map_err(|e| e.to_string())?
@@ -611,7 +614,7 @@ impl Policies {
             deleted_at: None,
         };
         let controls = self.template_controls(template, &frameworks).await?;
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         repo::insert(&txn, row, None, &controls).await?;
         txn.commit().await?;
         let job = GenerateJob {
@@ -800,7 +803,7 @@ impl Policies {
             prompt_version: None,
             created_at: now,
         };
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         if !repo::update_if_unchanged(&txn, &before, row.clone()).await? {
             return Err(PolicyError::Conflict(
                 "the policy changed meanwhile; reload and try again".into(),
@@ -934,7 +937,7 @@ impl Policies {
                 }
             }
         }
-        let txn = self.db.begin().await?;
+        let txn = ruleiq_db::begin(&self.db).await?;
         if !repo::update_if_unchanged(&txn, &before, row.clone()).await? {
             return Err(PolicyError::Conflict(
                 "the policy changed meanwhile; reload and try again".into(),

@@ -135,6 +135,7 @@ pub struct UsageParams {
     /// Last day (UTC), default today.
     pub to: Option<NaiveDate>,
     /// `day` (default), `feature` or `provider`.
+    #[param(inline)]
     pub group_by: Option<Grouping>,
 }
 

@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A component's state.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = HealthStatus)]
 pub enum Status {
     Healthy,
     Degraded,

@@ -138,8 +138,24 @@ fn api_routes(prefix: &str) -> OpenApiRouter<AppState> {
 #[must_use]
 pub fn openapi(prefix: &str) -> utoipa::openapi::OpenApi {
     let (_, mut api) = api_routes(prefix).split_for_parts();
-    api.info.version = VERSION.to_owned();
+    finish(&mut api);
     api
+}
+
+/// What the derived document needs once every route has added its schemas.
+fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    doc.info.version = VERSION.to_owned();
+    // A business profile refuses unknown fields on input (a 422), which utoipa writes
+    // as `additionalProperties: false`. The saved profile flattens it beside `id` and
+    // `updated_at`, and under `allOf` that flag would forbid those two, so the answer
+    // would break its own schema; the refusal is the request's, not the shape's.
+    if let Some(components) = doc.components.as_mut()
+        && let Some(RefOr::T(Schema::Object(profile))) =
+            components.schemas.get_mut("BusinessProfile")
+    {
+        profile.additional_properties = None;
+    }
 }
 
 /// The whole application.
@@ -147,7 +163,7 @@ pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let prefix = settings.server.api_v1_prefix.clone();
     let (api, mut doc) = api_routes(&prefix).split_for_parts();
-    doc.info.version = VERSION.to_owned();
+    finish(&mut doc);
 
     // `/api/*` is never cached by browsers or CDNs (roadmap: CDN page rules).
     let api = api
@@ -174,6 +190,9 @@ pub fn router(state: AppState) -> Router {
         )),
         None => app,
     };
+    // Outside the error report, which sees the failure that closed the gate, and
+    // not every request turned away after it.
+    let app = app.layer(from_fn_with_state(state.clone(), crate::db_gate::guard));
 
     with_middleware(app, &settings, state.metrics.clone())
 }

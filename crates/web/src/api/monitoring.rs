@@ -352,6 +352,17 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     }
     let mut body = metrics.render();
     append_ai(&mut body, &state);
+    let _ = write!(
+        body,
+        "# HELP ruleiq_db_unreachable 1 while requests are turned away because the database does not answer.\n\
+         # TYPE ruleiq_db_unreachable gauge\n\
+         ruleiq_db_unreachable {}\n\
+         # HELP ruleiq_db_unreachable_refused_total Requests answered 503 because the database did not answer.\n\
+         # TYPE ruleiq_db_unreachable_refused_total counter\n\
+         ruleiq_db_unreachable_refused_total {}\n",
+        u8::from(state.db_gate.is_closed()),
+        state.db_gate.turned_away(),
+    );
     if state.settings.monitoring.database {
         let log = &state.queries;
         let _ = write!(

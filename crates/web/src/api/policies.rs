@@ -375,6 +375,7 @@ async fn set_status(
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// `pdf`, `docx` or `md`.
+    #[param(inline)]
     pub format: ExportFormat,
 }
 

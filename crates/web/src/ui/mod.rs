@@ -138,14 +138,23 @@ pub(crate) struct Viewer {
 }
 
 impl FromRequestParts<AppState> for Viewer {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let account = match cookie(&parts.headers, SESSION_COOKIE) {
-            Some(token) => state.identity.authenticate_browser(&token).await.ok(),
+            Some(token) => match state.identity.authenticate_browser(&token).await {
+                Ok(account) => Some(account),
+                // A session that cannot be checked is not a signed-out visitor: the
+                // page fails (a 503 when the database is unreachable, see db_gate)
+                // rather than sending a member to the sign-in form.
+                Err(e @ IdentityError::Database(_)) => {
+                    return Err(crate::problem::ApiError::from(e).into_response());
+                }
+                Err(_) => None,
+            },
             None => None,
         };
         let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|c| c.len() == 43);
