@@ -50,6 +50,9 @@ pub const DIGEST_JOB: &str = "notifications_digest";
 /// The default page size of the list, and the largest.
 pub const DEFAULT_PER_PAGE: u64 = 20;
 pub const MAX_PER_PAGE: u64 = 100;
+/// The last page anyone can ask for: far past any member's notices, and small enough
+/// that its offset stays a number the database takes.
+pub const MAX_PAGE: u64 = 1_000_000;
 
 /// The longest title kept (and used as an e-mail subject), in characters.
 const MAX_TITLE_CHARS: usize = 200;
@@ -374,8 +377,8 @@ impl Notifications {
         query: ListQuery,
     ) -> Result<NotificationPage, NotificationError> {
         let page = query.page.unwrap_or(1);
-        if page == 0 {
-            return Err(invalid("page", "must be 1 or more"));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(invalid("page", format!("must be between 1 and {MAX_PAGE}")));
         }
         let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE);
         if !(1..=MAX_PER_PAGE).contains(&per_page) {

@@ -85,6 +85,7 @@ pub fn provider_statuses(state: &AppState) -> Vec<ProviderResponse> {
 
 /// Which day.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DayParams {
     /// `YYYY-MM-DD` (UTC); today when absent.
@@ -128,6 +129,7 @@ pub enum Grouping {
 
 /// A range of days.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     /// First day (UTC), default 29 days before `to`.

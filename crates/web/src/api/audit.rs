@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Paging.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1–200, default 50.
     pub limit: Option<u64>,

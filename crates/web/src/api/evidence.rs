@@ -229,6 +229,7 @@ async fn create(
 
 /// Filters for the evidence library.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// draft, submitted, approved, rejected or expired.
@@ -415,6 +416,7 @@ async fn delete(
 
 /// Which version to download.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadParams {
     /// A version number; the current one by default.

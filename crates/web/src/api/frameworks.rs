@@ -192,6 +192,7 @@ pub struct ControlPage {
 
 /// Filters and paging for controls.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ControlParams {
     /// A heading's ref; controls under its sub-headings are included.
     pub domain: Option<String>,
@@ -823,6 +824,7 @@ async fn import(
 
 /// Export options.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// Only `oscal` (an OSCAL 1.1 catalog in JSON).
     pub format: Option<String>,

@@ -79,6 +79,7 @@ pub struct JobPage {
 
 /// Filters and paging.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// queued, running, succeeded, failed or cancelled.
     pub status: Option<String>,

@@ -54,6 +54,7 @@ impl From<MailError> for ApiError {
 
 /// Filters and paging.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// queued, sent, failed or logged.
     pub status: Option<String>,

@@ -41,6 +41,7 @@ impl From<NotificationError> for ApiError {
 
 /// Filter and paging.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only unread notices.

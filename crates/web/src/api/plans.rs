@@ -217,6 +217,7 @@ pub struct PlanList {
 
 /// Paging for plans.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PlanParams {
     /// 1–200, default 50.
     pub limit: Option<usize>,

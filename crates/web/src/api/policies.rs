@@ -108,6 +108,7 @@ async fn generate(
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub status: Option<Status>,
@@ -254,6 +255,7 @@ async fn versions(
 
 /// Which versions to compare.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffParams {
     pub from: i32,
@@ -372,6 +374,7 @@ async fn set_status(
 
 /// The export format.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// `pdf`, `docx` or `md`.

@@ -104,6 +104,7 @@ async fn create(
 
 /// List paging.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Default 50, at most 200.

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Search parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Words to find (all must match); punctuation is ignored.
     pub q: Option<String>,
