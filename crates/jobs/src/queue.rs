@@ -10,7 +10,7 @@ use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
 use async_trait::async_trait;
 use ruleiq_db::DatabaseConnection;
-use ruleiq_db::sea_orm::DbBackend;
+use ruleiq_db::sea_orm::{DbBackend, sqlx};
 use ruleiq_services::jobs::{JobEnvelope, JobQueue, QueueError};
 use std::{fmt, time::Duration};
 
@@ -22,6 +22,10 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// its tasks back in the queue, and `Jobs::execute` takes over their records (which it
 /// does for records silent longer than `ruleiq_services::jobs::ORPHANED_AFTER`, 8 s).
 const MISSED_HEARTBEATS: usize = 3;
+
+/// Connections of the queue's own pool: a poll, a heartbeat and an acknowledgement at
+/// once, per process.
+const QUEUE_CONNECTIONS: u32 = 3;
 
 /// Why the queue could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +62,17 @@ impl ApalisQueue {
         queue: &str,
     ) -> Result<Self, QueueSetupError> {
         match db.get_database_backend() {
+            // apalis gets a pool of its own on the same database: it starts
+            // transactions through sqlx directly, and a worker stopping mid-poll can
+            // leave one open on its connection (see `ruleiq_db::transaction`); that
+            // connection must not come back to serve the application's writes.
             DbBackend::Sqlite => {
-                let pool = db.get_sqlite_connection_pool();
+                let shared = db.get_sqlite_connection_pool();
+                let pool = &sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(QUEUE_CONNECTIONS)
+                    .connect_with((*shared.connect_options()).clone())
+                    .await
+                    .map_err(|e| QueueSetupError::Storage(e.to_string()))?;
                 // Only the migrations: `SqliteStorage::setup` would also switch the
                 // connection to `synchronous = OFF`, trading durability for speed.
                 SqliteStorage::migrations()
@@ -73,7 +86,12 @@ impl ApalisQueue {
                 Ok(Self::Sqlite(SqliteStorage::new(pool).with_config(config)))
             }
             DbBackend::Postgres => {
-                let pool = db.get_postgres_connection_pool();
+                let shared = db.get_postgres_connection_pool();
+                let pool = &sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(QUEUE_CONNECTIONS)
+                    .connect_with((*shared.connect_options()).clone())
+                    .await
+                    .map_err(|e| QueueSetupError::Storage(e.to_string()))?;
                 PostgresStorage::setup(pool)
                     .await
                     .map_err(|e| QueueSetupError::Storage(e.to_string()))?;
