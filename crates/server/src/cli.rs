@@ -505,7 +505,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     ) {
         secrets::ensure_dev_secrets(&mut settings).map_err(|e| Failure::Failed(e.to_string()))?;
     }
-    telemetry::init(&settings);
+    let _telemetry = telemetry::init(&settings);
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();

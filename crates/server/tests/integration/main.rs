@@ -24,6 +24,7 @@ mod members;
 mod migrations;
 mod monitoring;
 mod notifications;
+mod otel;
 mod plans;
 mod policies;
 mod pool;
