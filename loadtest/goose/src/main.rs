@@ -9,7 +9,8 @@
 //! Every Goose option works (`--help`; `--scenarios-list` names the scenarios). Runs
 //! are bounded: without `--run-time`, `--iterations` or `--test-plan` one lasts 60 s.
 //! At the end Goose prints requests per second, percentiles per route, errors and
-//! status codes; `--report-file run.json` keeps them.
+//! status codes (`--report-file run.json` keeps them), then one line of totals over
+//! every route. It exits 1 when any request or transaction failed.
 
 mod admin;
 mod api;
@@ -18,6 +19,7 @@ mod compliance;
 mod evidence;
 mod onboarding;
 mod reports;
+mod summary;
 
 use std::process::ExitCode;
 
@@ -28,7 +30,8 @@ use goose::prelude::*;
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(message) => {
             eprintln!("ruleiq-load: {message}");
             ExitCode::from(2)
@@ -36,7 +39,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
+/// Runs the attack; whether every request and transaction succeeded.
+async fn run() -> Result<bool, String> {
     let mut configuration = GooseConfiguration::parse_args_default_or_exit();
     if needs_account(&configuration) {
         api::Account::from_env()?.install();
@@ -64,8 +68,9 @@ async fn run() -> Result<(), String> {
             )
         })
         .map_err(|e| e.to_string())?;
-    attack.execute().await.map_err(|e| e.to_string())?;
-    Ok(())
+    let metrics = attack.execute().await.map_err(|e| e.to_string())?;
+    let totals = summary::print(&metrics);
+    Ok(totals.failed == 0 && totals.transaction_errors == 0)
 }
 
 /// Whether the scenarios to run sign in with an existing account: all but the
