@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs goose scenarios of `ruleiq-load` (loadtest/goose: the original system's Locust
+# users) against a fresh server holding the `large` demo organisation, for a bounded
+# time, and prints Goose's summary (requests per second, percentiles per route, errors,
+# status codes) and one line of totals. Bounded: the demo's setup plus the run.
+#
+#   cargo build --release -p ruleiq -p ruleiq-loadtest
+#   loadtest/goose.sh [path/to/ruleiq] [sqlite|postgres] [scenario] [users] [seconds]
+#
+# scenario is a Goose --scenarios list: complianceuser (the default, the measured
+# read-only mix), onboardinguser, evidenceuploader, assistantuser, reportuser,
+# adminuser, several separated by commas, or '*' for all of them. It builds nothing:
+# ruleiq-load is taken from next to ruleiq, or from LOAD_BIN. GOOSE_ARGS adds Goose
+# options (such as --no-gzip); REPORT_DIR keeps Goose's report.json and the server log.
+#
+# Capacity runs have rate limits off. OVERLOAD=1 runs 10 x the users with rate limits
+# on, at the server's defaults except sign-in's, raised so that every simulated user
+# (all from 127.0.0.1) can sign in once; it then counts the 429 and 503 answers and
+# every other failure, and checks that the server recovers: /api/v1/health answers at
+# once, and a signed-in request succeeds again when the rate-limit window has passed.
+#
+# PostgreSQL uses a scratch database `ruleiq_goose` on 127.0.0.1:5432 (user postgres),
+# dropped and made again. Needs curl and python3 (and psql for PostgreSQL).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+engine="${2:-sqlite}"
+scenario="${3:-complianceuser}"
+users="${4:-32}"
+seconds="${5:-20}"
+load="$(realpath "${LOAD_BIN:-$(dirname "$bin")/ruleiq-load}")"
+port="${PORT:-8791}"
+dir="$(mktemp -d)"
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+cd "$dir"
+[ -x "$load" ] || { echo "no ruleiq-load at $load: cargo build --release -p ruleiq-loadtest, or set LOAD_BIN" >&2; exit 2; }
+
+export DATA_DIR="$dir/data" LOG_LEVEL=warn
+if [ "${OVERLOAD:-}" = 1 ]; then
+  users=$((users * 10))
+  export RATE_LIMIT_ENABLED=true AUTH_RATE_LIMIT_PER_MINUTE=$((users * 2 + 10))
+else
+  export RATE_LIMIT_ENABLED=false
+fi
+if [ "$engine" = postgres ]; then
+  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_goose' -c 'CREATE DATABASE ruleiq_goose'
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/ruleiq_goose"
+else
+  export DATABASE_URL="sqlite://$dir/db.sqlite?mode=rwc"
+fi
+base="http://127.0.0.1:$port/api/v1"
+email=load@example.co.uk
+password="otter lantern quarry velvet"
+
+"$bin" migrate up >/dev/null
+"$bin" seed >/dev/null
+echo "== ruleiq demo --size large ($engine)"
+echo "$password" | "$bin" demo --size large --email "$email" --password-stdin | grep 'ready in'
+
+"$bin" serve --port "$port" >"$dir/server.log" 2>&1 &
+pid=$!
+until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+
+echo "== ruleiq-load --scenarios '$scenario' --users $users --run-time ${seconds}s ($engine, rate limits ${RATE_LIMIT_ENABLED/false/off})"
+# GOOSE_ARGS is split into words on purpose: it holds options.
+# shellcheck disable=SC2086
+RULEIQ_LOAD_EMAIL="$email" RULEIQ_LOAD_PASSWORD="$password" "$load" \
+  --host "http://127.0.0.1:$port" --scenarios "$scenario" --users "$users" \
+  --run-time "${seconds}s" --report-file "$dir/report.json" ${GOOSE_ARGS:-} | tee "$dir/goose.out" \
+  || status=$?
+# ruleiq-load exits 1 when anything failed: expected under overload, else worth the
+# server's own account.
+if [ "${status:-0}" != 0 ] && [ "${OVERLOAD:-}" != 1 ]; then
+  echo "== ruleiq-load exited ${status}; the server's log ends:"
+  tail -20 "$dir/server.log"
+fi
+
+if [ "${OVERLOAD:-}" = 1 ]; then
+  echo "== recovery"
+  curl -s -o "$dir/health.json" -w "GET /api/v1/health right after: %{http_code} in %{time_total} s, " "$base/health"
+  python3 -c 'import json,sys; print("status", json.load(open(sys.argv[1]))["status"])' "$dir/health.json"
+  token=$(curl -sf -X POST "$base/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"$password\"}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  start=$(date +%s)
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$base/auth/me")" = 200 ]; do
+    if [ $(( $(date +%s) - start )) -gt 65 ]; then echo "GET /auth/me still refused after 65 s" >&2; exit 1; fi
+    sleep 1
+  done
+  echo "GET /api/v1/auth/me answers 200 again after $(( $(date +%s) - start )) s"
+fi
+
+if [ -n "${REPORT_DIR:-}" ]; then
+  mkdir -p "$REPORT_DIR" && cp "$dir/report.json" "$dir/goose.out" "$dir/server.log" "$REPORT_DIR/"
+fi
+[ "${OVERLOAD:-}" = 1 ] || exit "${status:-0}"
