@@ -226,6 +226,21 @@ struct Flat<'a> {
     domain: Option<String>,
 }
 
+/// What an import of `body` would store, without storing anything: the catalog
+/// parsed, checked and turned into rows; the numbers of domains and controls. The pure
+/// half of [`import`], which the fuzz target `oscal_import` drives.
+///
+/// # Errors
+/// [`ImportError::Invalid`] naming the JSON path of the first problem.
+pub fn check(body: &[u8]) -> Result<(usize, usize), ImportError> {
+    let doc = parse(body)?;
+    let (domains, flats) = flatten(&doc.catalog)?;
+    for (i, f) in flats.iter().enumerate() {
+        control_row(Uuid::nil(), f, i, DateTime::UNIX_EPOCH);
+    }
+    Ok((domains.len(), flats.len()))
+}
+
 /// Parses `body` as an OSCAL catalog and stores it as a framework of `org` (or of
 /// the shared library when `org` is `None`).
 ///
@@ -1233,6 +1248,18 @@ fn library_control(c: &control::Model, questions: &[&str], links: Vec<Link>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_catalog_is_checked_without_a_database() {
+        let body = br#"{"catalog": {"uuid": "5b3f3bde-2a6e-4f5c-9d55-0c5f6a0b8e11",
+            "metadata": {"title": "Tiny", "last-modified": "2024-01-01T00:00:00Z",
+                "version": "1", "oscal-version": "1.1.2"},
+            "groups": [{"id": "g1", "title": "Group", "controls": [
+                {"id": "c-1", "title": "One"}, {"id": "c-2", "title": "Two"}]}]}}"#;
+        assert_eq!(check(body).unwrap(), (1, 2));
+        assert!(matches!(check(b"{}"), Err(ImportError::Invalid { .. })));
+        assert!(matches!(check(b"\xff"), Err(ImportError::Invalid { .. })));
+    }
 
     #[test]
     fn tokens_and_slugs() {
