@@ -7,8 +7,9 @@
 #   scripts/fuzz-api.sh path/to/ruleiq [sqlite|postgres] [seconds] [seed]
 #
 # Needs schemathesis (`python3 -m pip install schemathesis==4.32.5`), curl and python3
-# (and psql for PostgreSQL, which uses a scratch database `ruleiq_fuzz` on
-# 127.0.0.1:5432). Rate limits are off, so that the run explores rather than waits.
+# (and psql for PostgreSQL, which uses a scratch database on 127.0.0.1:5432:
+# `ruleiq_fuzz`, or FUZZ_DATABASE). Rate limits are off, so that the run explores
+# rather than waits.
 # Signing out and changing the password are left out: either would end the session the
 # rest of the run uses. One worker: with two, hypothesis (inside schemathesis) now and
 # then fails on its own with "AST constructor recursion depth mismatch", CPython's
@@ -25,8 +26,9 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cd "$dir"
 export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false
 if [ "$engine" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_fuzz WITH (FORCE)' -c 'CREATE DATABASE ruleiq_fuzz'
-  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/ruleiq_fuzz"
+  name="${FUZZ_DATABASE:-ruleiq_fuzz}"
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name"
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name"
 else
   export DATABASE_URL="sqlite://$dir/db.sqlite?mode=rwc"
 fi
