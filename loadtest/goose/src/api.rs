@@ -326,13 +326,18 @@ pub fn token(access_token: String) -> Token {
 ///
 /// # Errors
 ///
-/// A transaction error when there is none: signing in failed.
-pub fn state<S: Clone + Send + Sync + 'static>(
+/// A transaction error when there is none: signing in failed (under overload, a
+/// 429). The user first pauses for a second. Without the pause, a scenario with no
+/// wait time fails its transactions in a loop that never awaits, and Goose's
+/// unbounded metrics channel grew by gigabytes in seconds until the kernel killed it.
+pub async fn state<S: Clone + Send + Sync + 'static>(
     user: &GooseUser,
 ) -> Result<S, Box<TransactionError>> {
-    user.get_session_data::<S>()
-        .cloned()
-        .ok_or_else(|| "not signed in: the on_start transaction failed".into())
+    if let Some(state) = user.get_session_data::<S>() {
+        return Ok(state.clone());
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    Err("not signed in: the on_start transaction failed".into())
 }
 
 /// A page of a list endpoint (`{items, next_cursor}`).
