@@ -12,12 +12,19 @@
 # adminuser, several separated by commas, or '*' for all of them. It builds nothing:
 # ruleiq-load is taken from next to ruleiq, or from LOAD_BIN. GOOSE_ARGS adds Goose
 # options (such as --no-gzip); REPORT_DIR keeps Goose's report.json and the server log.
+# WARMUP_SECONDS (default 5, 0 for none) is an uncounted run of the same scenarios first.
+# RULEIQ_LOAD_SHARED_LOGIN=1 has the users share one sign-in made before the run: each
+# sign-in writes the audit log, which makes the server recompute the dashboard, so
+# per-user sign-ins put that recomputation into the measured window.
 #
 # Capacity runs have rate limits off. OVERLOAD=1 runs 10 x the users with rate limits
 # on, at the server's defaults except sign-in's, raised so that every simulated user
 # (all from 127.0.0.1) can sign in once; it then counts the 429 and 503 answers and
 # every other failure, and checks that the server recovers: /api/v1/health answers at
 # once, and a signed-in request succeeds again when the rate-limit window has passed.
+# Every simulated user shares one account, so the per-account limit (100 a minute by
+# default) refuses nearly everything; RATE_LIMIT_PER_MINUTE=1000000 lifts it, to see
+# what ten times the connections do to the server itself.
 #
 # PostgreSQL uses a scratch database `ruleiq_goose` on 127.0.0.1:5432 (user postgres),
 # dropped and made again. Needs curl and python3 (and psql for PostgreSQL).
@@ -60,6 +67,17 @@ echo "$password" | "$bin" demo --size large --email "$email" --password-stdin | 
 "$bin" serve --port "$port" >"$dir/server.log" 2>&1 &
 pid=$!
 until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+
+# A short run first, not counted: the first readers of a large organisation build the
+# server's caches (readiness, dashboard, the search index), which is a cold start, not
+# the steady state the measured run is about. Overload runs skip it.
+warmup="${WARMUP_SECONDS:-5}"
+if [ "${OVERLOAD:-}" != 1 ] && [ "$warmup" != 0 ]; then
+  echo "== warm-up: ${warmup} s of the same scenarios, not counted"
+  RULEIQ_LOAD_EMAIL="$email" RULEIQ_LOAD_PASSWORD="$password" "$load" \
+    --host "http://127.0.0.1:$port" --scenarios "$scenario" --users "$users" \
+    --run-time "${warmup}s" --quiet --no-print-metrics >/dev/null 2>&1 || true
+fi
 
 echo "== ruleiq-load --scenarios '$scenario' --users $users --run-time ${seconds}s ($engine, rate limits ${RATE_LIMIT_ENABLED/false/off})"
 # GOOSE_ARGS is split into words on purpose: it holds options.

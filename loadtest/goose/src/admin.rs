@@ -38,7 +38,7 @@ async fn sign_in(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn read(user: &mut GooseUser, route: &str) -> TransactionResult {
-    let admin: Admin = api::state(user)?;
+    let admin: Admin = api::state(user).await?;
     api::get(user, &admin.token, route, route).await?;
     Ok(())
 }

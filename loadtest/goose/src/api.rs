@@ -294,13 +294,21 @@ struct Tokens {
     access_token: String,
 }
 
-/// Signs in as the installed account (`POST /auth/login`).
+/// The token every user shares when `RULEIQ_LOAD_SHARED_LOGIN=1`, made before the
+/// run by [`sign_in_for_all`].
+static SHARED: OnceLock<Token> = OnceLock::new();
+
+/// Signs in as the installed account (`POST /auth/login`), or takes the shared token
+/// when the run made one.
 ///
 /// # Errors
 ///
 /// A transaction error when no account was installed; the failed request when the
 /// server refuses.
 pub async fn sign_in(user: &mut GooseUser) -> Result<Token, Box<TransactionError>> {
+    if let Some(token) = SHARED.get() {
+        return Ok(token.clone());
+    }
     let account = ACCOUNT
         .get()
         .ok_or("no account: set RULEIQ_LOAD_EMAIL and RULEIQ_LOAD_PASSWORD")?;
@@ -317,6 +325,30 @@ pub async fn sign_in(user: &mut GooseUser) -> Result<Token, Box<TransactionError
     Ok(token(tokens.access_token))
 }
 
+/// Signs in once, before any user starts (Goose's `test_start`), for every user to
+/// share. A capacity measurement wants this: each sign-in writes the organisation's
+/// audit log, which makes the server recompute its dashboard and readiness summary,
+/// so thirty-two sign-ins inside the measured window put seconds of recomputation
+/// into its tail. Goose ignores what this returns, so a failure is printed here;
+/// the users then sign in for themselves.
+///
+/// # Errors
+///
+/// As [`sign_in`].
+pub async fn sign_in_for_all(user: &mut GooseUser) -> TransactionResult {
+    match sign_in(user).await {
+        Ok(token) => {
+            // Only ever set here, once, before the users start.
+            let _ = SHARED.set(token);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("ruleiq-load: the shared sign-in failed ({e}); each user signs in");
+            Err(e)
+        }
+    }
+}
+
 /// An access token the server gave.
 pub fn token(access_token: String) -> Token {
     Token(Arc::from(access_token))
@@ -326,13 +358,18 @@ pub fn token(access_token: String) -> Token {
 ///
 /// # Errors
 ///
-/// A transaction error when there is none: signing in failed.
-pub fn state<S: Clone + Send + Sync + 'static>(
+/// A transaction error when there is none: signing in failed (under overload, a
+/// 429). The user first pauses for a second. Without the pause, a scenario with no
+/// wait time fails its transactions in a loop that never awaits, and Goose's
+/// unbounded metrics channel grew by gigabytes in seconds until the kernel killed it.
+pub async fn state<S: Clone + Send + Sync + 'static>(
     user: &GooseUser,
 ) -> Result<S, Box<TransactionError>> {
-    user.get_session_data::<S>()
-        .cloned()
-        .ok_or_else(|| "not signed in: the on_start transaction failed".into())
+    if let Some(state) = user.get_session_data::<S>() {
+        return Ok(state.clone());
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    Err("not signed in: the on_start transaction failed".into())
 }
 
 /// A page of a list endpoint (`{items, next_cursor}`).

@@ -42,7 +42,7 @@ async fn sign_in(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn converse(user: &mut GooseUser) -> TransactionResult {
-    let asker: Asker = api::state(user)?;
+    let asker: Asker = api::state(user).await?;
     let question = *api::pick(QUESTIONS).ok_or("no questions")?;
     let conversation: Id = api::send_json(
         user,

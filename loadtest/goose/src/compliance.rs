@@ -63,7 +63,7 @@ async fn sign_in(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn read(user: &mut GooseUser, route: &str, path: &str) -> TransactionResult {
-    let member: Member = api::state(user)?;
+    let member: Member = api::state(user).await?;
     api::get(user, &member.token, route, path).await?;
     Ok(())
 }
@@ -81,7 +81,7 @@ async fn frameworks(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn controls(user: &mut GooseUser) -> TransactionResult {
-    let member: Member = api::state(user)?;
+    let member: Member = api::state(user).await?;
     let slug = api::pick(&member.slugs).ok_or("no framework to open")?;
     let path = format!("/frameworks/{slug}/controls");
     api::get(user, &member.token, "/frameworks/{slug}/controls", &path).await?;

@@ -50,7 +50,7 @@ async fn sign_in(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn upload(user: &mut GooseUser) -> TransactionResult {
-    let mut uploader: Uploader = api::state(user)?;
+    let mut uploader: Uploader = api::state(user).await?;
     let control = api::pick(&uploader.controls).ok_or("no control")?.clone();
     let n = user.get_iterations();
     // A line of its own in each file, so no two uploads are the same bytes.
@@ -80,7 +80,7 @@ async fn upload(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn list(user: &mut GooseUser) -> TransactionResult {
-    let uploader: Uploader = api::state(user)?;
+    let uploader: Uploader = api::state(user).await?;
     api::get(
         user,
         &uploader.token,
@@ -92,7 +92,7 @@ async fn list(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn read(user: &mut GooseUser) -> TransactionResult {
-    let uploader: Uploader = api::state(user)?;
+    let uploader: Uploader = api::state(user).await?;
     let id = uploader.last.as_deref().ok_or("nothing uploaded")?;
     api::get(
         user,

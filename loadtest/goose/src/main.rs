@@ -8,6 +8,8 @@
 //!
 //! Every Goose option works (`--help`; `--scenarios-list` names the scenarios). Runs
 //! are bounded: without `--run-time`, `--iterations` or `--test-plan` one lasts 60 s.
+//! Each user signs in for itself, unless `RULEIQ_LOAD_SHARED_LOGIN=1` has one sign-in,
+//! made before the run starts, shared by all.
 //! At the end Goose prints requests per second, percentiles per route, errors and
 //! status codes (`--report-file run.json` keeps them), then one line of totals over
 //! every route. It exits 1 when any request or transaction failed.
@@ -27,6 +29,8 @@ use goose::client::GooseClientBuilder;
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
+use crate::api::sign_in_for_all;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
@@ -42,12 +46,17 @@ async fn main() -> ExitCode {
 /// Runs the attack; whether every request and transaction succeeded.
 async fn run() -> Result<bool, String> {
     let mut configuration = GooseConfiguration::parse_args_default_or_exit();
-    if needs_account(&configuration) {
+    let account = needs_account(&configuration);
+    if account {
         api::Account::from_env()?.install();
     }
     bound(&mut configuration);
-    let attack = GooseAttack::initialize_with_config(configuration)
-        .map_err(|e| e.to_string())?
+    let mut attack =
+        GooseAttack::initialize_with_config(configuration).map_err(|e| e.to_string())?;
+    if account && std::env::var("RULEIQ_LOAD_SHARED_LOGIN").is_ok_and(|v| v == "1") {
+        attack = attack.test_start(transaction!(sign_in_for_all));
+    }
+    let attack = attack
         .register_scenario(compliance::scenario().map_err(|e| e.to_string())?)
         .register_scenario(onboarding::scenario().map_err(|e| e.to_string())?)
         .register_scenario(evidence::scenario().map_err(|e| e.to_string())?)

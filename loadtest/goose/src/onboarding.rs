@@ -91,14 +91,14 @@ async fn register(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
-fn signed_up(user: &GooseUser) -> Result<(Newcomer, Token), Box<TransactionError>> {
-    let newcomer: Newcomer = api::state(user)?;
+async fn signed_up(user: &GooseUser) -> Result<(Newcomer, Token), Box<TransactionError>> {
+    let newcomer: Newcomer = api::state(user).await?;
     let token = newcomer.token.clone().ok_or("registration failed")?;
     Ok((newcomer, token))
 }
 
 async fn profile(user: &mut GooseUser) -> TransactionResult {
-    let (_, token) = signed_up(user)?;
+    let (_, token) = signed_up(user).await?;
     // A small UK technology company, as most of the original system's customers were.
     let body = json!({
         "company_name": "Load Test Ltd",
@@ -137,7 +137,7 @@ async fn recommendations(user: &mut GooseUser) -> TransactionResult {
         framework: Framework,
         applicable: bool,
     }
-    let (mut newcomer, token) = signed_up(user)?;
+    let (mut newcomer, token) = signed_up(user).await?;
     let list: Vec<Recommendation> = api::get_json(
         user,
         &token,
@@ -160,7 +160,7 @@ async fn assess(user: &mut GooseUser) -> TransactionResult {
     struct Question {
         id: String,
     }
-    let (mut newcomer, token) = signed_up(user)?;
+    let (mut newcomer, token) = signed_up(user).await?;
     let framework = newcomer.framework.clone().ok_or("no framework chosen")?;
     let assessment: Id = api::send_json(
         user,
@@ -186,7 +186,7 @@ async fn assess(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn answer(user: &mut GooseUser) -> TransactionResult {
-    let (newcomer, token) = signed_up(user)?;
+    let (newcomer, token) = signed_up(user).await?;
     let assessment = newcomer
         .assessment
         .as_deref()

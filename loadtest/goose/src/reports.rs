@@ -47,7 +47,7 @@ async fn executive_summary(user: &mut GooseUser) -> TransactionResult {
         status: String,
         progress_note: Option<String>,
     }
-    let reader: Reader = api::state(user)?;
+    let reader: Reader = api::state(user).await?;
     let accepted: Accepted = api::send_json(
         user,
         Some(&reader.token),
