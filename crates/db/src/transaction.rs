@@ -5,8 +5,9 @@
 //! request, a timeout, a worker shutting down — leaves the server inside a transaction
 //! that nothing will end, on a connection that goes back to the pool looking clean:
 //! every later borrower's writes then sit in that transaction, reported as done and
-//! lost when the connection closes. (The test `pool::a_transaction_abandoned_as_it_
-//! starts_does_not_swallow_later_writes` shows it.) Starting the transaction on a task
+//! lost when the connection closes (the integration test
+//! `pool::a_transaction_abandoned_as_it_starts_does_not_swallow_later_writes` shows
+//! it). Starting the transaction on a task
 //! of its own means it always completes; if the caller has gone by then, the
 //! transaction is dropped with its count right, and rolled back like any other.
 

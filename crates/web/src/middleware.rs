@@ -61,6 +61,32 @@ pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Refuses a NUL byte (`%00`) anywhere in the path or query string: it is never
+/// meaningful there, and PostgreSQL refuses it in text, so it would reach a handler
+/// only to fail as a 500 (schemathesis found `GET /evidence?q=%00`). A query gets 422,
+/// a path 404 — no resource has such a name.
+pub async fn refuse_nul(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    if uri.query().is_some_and(|q| q.contains("%00")) {
+        let message = "must not contain a NUL character (%00)".to_owned();
+        return Problem {
+            errors: vec![crate::problem::FieldError {
+                field: "query".into(),
+                message: message.clone(),
+            }],
+            ..Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The query string is not valid: {message}"),
+            )
+        }
+        .into_response_with_status();
+    }
+    if uri.path().contains("%00") {
+        return Problem::for_status(StatusCode::NOT_FOUND).into_response_with_status();
+    }
+    next.run(req).await
+}
+
 /// Records each request's count and latency, labelled by matched route (never the raw
 /// path, which would give every id its own series) and status.
 pub async fn record_metrics(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {

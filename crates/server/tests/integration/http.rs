@@ -175,6 +175,20 @@ async fn a_nul_byte_in_a_query_string_is_a_422() {
             "{path}"
         );
     }
+    // In a path it names nothing; and pages are covered as well as the API.
+    let path = crate::members::call(
+        &app,
+        reqwest::Method::GET,
+        "/frameworks/a%00b",
+        &ann.token,
+        None,
+    )
+    .await;
+    assert_eq!(path.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/frameworks?q=%00").await.status(),
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY
+    );
     let fine = crate::members::call(
         &app,
         reqwest::Method::GET,

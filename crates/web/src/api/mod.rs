@@ -218,6 +218,7 @@ pub fn with_middleware(app: Router, settings: &Settings, metrics: Metrics) -> Ro
             .layer(from_fn_with_state(metrics, record_metrics))
             .layer(from_fn_with_state(hsts, security_headers))
             .layer(from_fn(problem_details))
+            .layer(from_fn(crate::middleware::refuse_nul))
             .layer(cors)
             // Files are sent as stored: compressing them would break `Range` and the
             // length a download promises.
