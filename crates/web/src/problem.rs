@@ -268,9 +268,46 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
+        // The body is read first to look for an escaped NUL (`\u0000`): valid JSON, but
+        // PostgreSQL refuses NUL in text, so a string carrying one would fail deep in a
+        // handler as a 500. Then axum's own extractor checks the type and parses.
+        let (parts, body) = req.into_parts();
+        // The body limit travels in the extensions.
+        let mut reading = Request::new(body);
+        *reading.extensions_mut() = parts.extensions.clone();
+        let bytes = axum::body::Bytes::from_request(reading, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Self::Rejection::PayloadTooLarge(
+                        "The request body is larger than this server accepts.".into(),
+                    )
+                } else {
+                    Self::Rejection::BadRequest(e.body_text())
+                }
+            })?;
+        if has_escaped_nul(&bytes) {
+            let message = "strings must not contain a NUL character (\\u0000)".to_owned();
+            return Err(ApiError::Validation {
+                detail: format!("The request body is not valid: {message}"),
+                errors: vec![FieldError {
+                    field: "body".into(),
+                    message,
+                }],
+            });
+        }
+        let rebuilt = Request::from_parts(parts, axum::body::Body::from(bytes));
+        let Json(value) = Json::<T>::from_request(rebuilt, state).await?;
         Ok(Self(value))
     }
+}
+
+/// Whether JSON text holds a `\u0000` escape (one whose backslash is not itself
+/// escaped), the only way JSON can carry a NUL.
+fn has_escaped_nul(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(i, w)| {
+        w == b"\\u0000" && json[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
 }
 
 /// `Query<T>` whose rejection is a 422 problem naming the parameter problem, as for a
@@ -350,5 +387,18 @@ impl From<ruleiq_services::identity::Forbidden> for ApiError {
 impl From<ruleiq_db::DbErr> for ApiError {
     fn from(e: ruleiq_db::DbErr) -> Self {
         Self::internal(e)
+    }
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::has_escaped_nul;
+
+    #[test]
+    fn an_escaped_nul_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(has_escaped_nul(br#"{"title": "a\u0000b"}"#));
+        assert!(has_escaped_nul(br#"{"title": "a\\\u0000b"}"#));
+        assert!(!has_escaped_nul(br#"{"title": "a\\u0000b"}"#));
+        assert!(!has_escaped_nul(br#"{"title": "a\u0001b"}"#));
     }
 }

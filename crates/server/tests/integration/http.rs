@@ -157,10 +157,11 @@ async fn graceful_shutdown_finishes_and_frees_the_port() {
     );
 }
 
-/// A NUL byte in a query string is refused with a 422 on every engine (PostgreSQL
+/// A NUL byte in a query string, a path or a JSON string is refused with a 4xx on
+/// every engine (PostgreSQL
 /// refuses it in text, which made a 500; found by schemathesis).
 #[tokio::test]
-async fn a_nul_byte_in_a_query_string_is_a_422() {
+async fn a_nul_byte_in_a_query_a_path_or_a_json_string_is_refused() {
     let app = ruleiq_test_support::TestApp::spawn().await;
     let ann = crate::members::owner(&app, "ann@example.co.uk", "Quokka Widgets Ltd").await;
     for path in [
@@ -189,6 +190,16 @@ async fn a_nul_byte_in_a_query_string_is_a_422() {
         app.get("/frameworks?q=%00").await.status(),
         reqwest::StatusCode::UNPROCESSABLE_ENTITY
     );
+    // Nor in a JSON string, which PostgreSQL would refuse as text.
+    let body = crate::members::call(
+        &app,
+        reqwest::Method::POST,
+        "/chat/conversations",
+        &ann.token,
+        Some(serde_json::json!({"title": "a\u{0}b"})),
+    )
+    .await;
+    assert_eq!(body.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
     let fine = crate::members::call(
         &app,
         reqwest::Method::GET,
