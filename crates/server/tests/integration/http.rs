@@ -158,8 +158,8 @@ async fn graceful_shutdown_finishes_and_frees_the_port() {
 }
 
 /// A NUL byte in a query string, a path or a JSON string is refused with a 4xx on
-/// every engine (PostgreSQL
-/// refuses it in text, which made a 500; found by schemathesis).
+/// every engine (PostgreSQL refuses it in text, which made a 500; found by
+/// schemathesis and in review).
 #[tokio::test]
 async fn a_nul_byte_in_a_query_a_path_or_a_json_string_is_refused() {
     let app = ruleiq_test_support::TestApp::spawn().await;
