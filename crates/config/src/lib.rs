@@ -31,6 +31,12 @@ use std::{
 /// `ruleiq secrets generate` produces and what HS256 wants for its key.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// Requests in hand per core before more are shed. A request here is mostly CPU with
+/// short database waits (about 10 ms at full load on two cores), so at capacity some
+/// 25 are in hand; 32 a core leaves room for bursts and bounds the time a request
+/// can spend waiting for a core to a few tens of milliseconds.
+pub const REQUESTS_PER_CORE: usize = 32;
+
 /// Where the server runs. Production turns on the strict checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,6 +230,9 @@ pub struct ServerSettings {
     pub port: u16,
     pub api_v1_prefix: String,
     pub request_timeout: Duration,
+    /// Requests handled at once (`MAX_CONCURRENT_REQUESTS`); past it a request is
+    /// answered 503 at once rather than queued. Unset: [`REQUESTS_PER_CORE`] per core.
+    pub max_concurrent_requests: usize,
     pub shutdown_timeout: Duration,
     pub max_json_body_size: usize,
     pub allowed_origins: Vec<String>,
@@ -582,6 +591,12 @@ impl Settings {
         if raw.workers == Some(0) {
             return Err(ConfigError::invalid("WORKERS", "must be at least 1"));
         }
+        if raw.max_concurrent_requests == Some(0) {
+            return Err(ConfigError::invalid(
+                "MAX_CONCURRENT_REQUESTS",
+                "must be at least 1 (leave it unset for the default of 32 per core)",
+            ));
+        }
         for (name, value) in [
             ("MAX_UPLOAD_SIZE", raw.max_upload_size),
             ("MAX_JSON_BODY_SIZE", raw.max_json_body_size),
@@ -689,6 +704,10 @@ impl Settings {
                 port: raw.port,
                 api_v1_prefix: prefix,
                 request_timeout: Duration::from_secs(raw.request_timeout_seconds),
+                max_concurrent_requests: raw.max_concurrent_requests.unwrap_or_else(|| {
+                    REQUESTS_PER_CORE
+                        * std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+                }),
                 shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_seconds),
                 max_json_body_size,
                 allowed_origins: raw.allowed_origins.0,

@@ -424,6 +424,7 @@ impl Application {
             settings: settings.clone(),
             db: components.db.clone(),
             db_gate: ruleiq_web::db_gate::DbGate::new(components.db.clone()),
+            shedder: ruleiq_web::shed::Shedder::new(settings.server.max_concurrent_requests),
             jobs: components.jobs.clone(),
             monitor,
             identity,

@@ -6,7 +6,8 @@
 //! data: counts and lists are bounded in SQL, never by loading everything. It is then
 //! kept in memory against the organisation's [`DashboardVersion`] (one single-row
 //! query), so a reader sees every change at once, made on any instance, and an
-//! unchanged dashboard is not recomputed.
+//! unchanged dashboard is not recomputed. The activity list is read afresh each time
+//! (one bounded query): sign-ins appear in it, but do not move the version.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use ruleiq_core::{Clock, Criticality, OrganizationId};
@@ -104,6 +105,10 @@ pub struct SnapshotRun {
 /// A computed summary and what it was computed from.
 type Kept = (DashboardVersion, NaiveDate, Arc<Summary>);
 
+/// How many computation locks organisations share: enough that one organisation's
+/// recomputation rarely holds up another's, few enough to keep without bookkeeping.
+const COMPUTE_LOCKS: usize = 64;
+
 /// The most summaries kept; past it the store starts again (a few kilobytes each).
 const MAX_KEPT: usize = 10_000;
 
@@ -113,8 +118,8 @@ pub struct Dashboard {
     db: DatabaseConnection,
     assessments: Assessments,
     clock: Arc<dyn Clock>,
-    kept: Arc<Mutex<HashMap<(Uuid, bool), Kept>>>,
-    computing: Arc<tokio::sync::Mutex<()>>,
+    kept: Arc<Mutex<HashMap<Uuid, Kept>>>,
+    computing: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -142,7 +147,9 @@ impl Dashboard {
             assessments,
             clock,
             kept: Arc::new(Mutex::new(HashMap::new())),
-            computing: Arc::default(),
+            computing: (0..COMPUTE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -156,28 +163,40 @@ impl Dashboard {
         org: OrganizationId,
         with_activity: bool,
     ) -> Result<Summary, DbErr> {
-        let key = (org.as_uuid(), with_activity);
-        let today = self.clock.now().date_naive();
-        let version = repo::dashboard_version(&self.db, org.as_uuid()).await?;
-        if let Some((v, day, summary)) = self.kept.lock().ok().and_then(|k| k.get(&key).cloned())
-            && v == version
-            && day == today
-        {
-            return Ok((*summary).clone());
+        let mut summary = self.readiness_summary(org).await?;
+        if with_activity {
+            summary.recent_activity =
+                Some(audit_repo::list(&self.db, org.as_uuid(), None, 10).await?);
         }
-        // One computation at a time, in a task of its own: a crowd of readers arriving
-        // after a change waits for one result instead of each computing it, and a
-        // reader that gives up does not throw the work away.
-        let _turn = self.computing.lock().await;
-        if let Some((v, day, summary)) = self.kept.lock().ok().and_then(|k| k.get(&key).cloned())
-            && v == version
-            && day == today
-        {
-            return Ok((*summary).clone());
+        Ok(summary)
+    }
+
+    /// The summary without the activity list, kept against its version.
+    async fn readiness_summary(&self, org: OrganizationId) -> Result<Summary, DbErr> {
+        let key = org.as_uuid();
+        let today = self.clock.now().date_naive();
+        let version = repo::dashboard_version(&self.db, key).await?;
+        let fresh = |kept: &Mutex<HashMap<Uuid, Kept>>| {
+            kept.lock()
+                .ok()
+                .and_then(|k| k.get(&key).cloned())
+                .filter(|(v, day, _)| *v == version && *day == today)
+                .map(|(_, _, summary)| (*summary).clone())
+        };
+        if let Some(summary) = fresh(&self.kept) {
+            return Ok(summary);
+        }
+        // One computation at a time per organisation, in a task of its own: a crowd of
+        // readers arriving after a change waits for one result instead of each
+        // computing it, and a reader that gives up does not throw the work away.
+        let stripe = usize::from(key.as_bytes()[15]) % self.computing.len();
+        let _turn = self.computing[stripe].lock().await;
+        if let Some(summary) = fresh(&self.kept) {
+            return Ok(summary);
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let summary = this.compute(org, with_activity, today).await?;
+            let summary = this.compute(org, today).await?;
             // Kept under the version read before computing: a change made meanwhile
             // moves the version, so the next reader recomputes rather than trusting this.
             if let Ok(mut kept) = this.kept.lock() {
@@ -206,12 +225,7 @@ impl Dashboard {
             .collect())
     }
 
-    async fn compute(
-        &self,
-        org: OrganizationId,
-        with_activity: bool,
-        today: NaiveDate,
-    ) -> Result<Summary, DbErr> {
+    async fn compute(&self, org: OrganizationId, today: NaiveDate) -> Result<Summary, DbErr> {
         let org_id = org.as_uuid();
         let latest = self
             .assessments
@@ -285,11 +299,6 @@ impl Dashboard {
             .into_iter()
             .filter_map(|e| Some((e.id, e.title, e.expires_at?)))
             .collect();
-        let recent_activity = if with_activity {
-            Some(audit_repo::list(&self.db, org_id, None, 10).await?)
-        } else {
-            None
-        };
         Ok(Summary {
             today,
             overall_score,
@@ -300,7 +309,7 @@ impl Dashboard {
             // Two reads: a task finished between them must not make this negative.
             upcoming_count: due_soon.saturating_sub(overdue_count),
             upcoming,
-            recent_activity,
+            recent_activity: None,
             evidence_expiring_count,
             evidence_expiring,
             pending_approvals,

@@ -109,8 +109,9 @@ impl DbGate {
     }
 }
 
-/// Paths served while the gate is closed: they say how things stand.
-fn exempt(path: &str, api_prefix: &str) -> bool {
+/// Paths served while the gate is closed (or the server is at capacity): they say
+/// how things stand, and cost next to nothing.
+pub(crate) fn exempt(path: &str, api_prefix: &str) -> bool {
     path == "/metrics"
         || path.starts_with("/static/")
         || path
@@ -129,7 +130,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     if gate.is_closed() {
         gate.turned_away.fetch_add(1, Ordering::Relaxed);
-        return unavailable(api, None);
+        return unavailable(api, DETAIL, RETRY_AFTER_SECONDS);
     }
     let response = next.run(req).await;
     if response.status().is_server_error()
@@ -142,32 +143,34 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
             .extensions()
             .get::<crate::error_reports::ErrorCause>()
             .cloned();
-        return unavailable(api, cause);
+        let mut turned = unavailable(api, DETAIL, RETRY_AFTER_SECONDS);
+        if let Some(cause) = cause {
+            turned.extensions_mut().insert(cause);
+        }
+        return turned;
     }
     response
 }
 
-fn unavailable(api: bool, cause: Option<crate::error_reports::ErrorCause>) -> Response {
+/// A 503 saying `detail`, as a problem for the API and a page for a browser, with
+/// `Retry-After` in seconds.
+pub(crate) fn unavailable(api: bool, detail: &str, retry_after: &'static str) -> Response {
     let mut response = if api {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, DETAIL).into_response_with_status()
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response_with_status()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Html(format!(
                 "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Unavailable — ruleIQ</title>\
                  <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main><h1>Back in a moment</h1>\
-                 <p>{DETAIL}</p></main></body></html>"
+                 <p>{detail}</p></main></body></html>"
             )),
         )
             .into_response()
     };
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECONDS),
-    );
-    if let Some(cause) = cause {
-        response.extensions_mut().insert(cause);
-    }
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
     response
 }
 

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod problem;
 pub mod ratelimit;
+pub mod shed;
 pub mod state;
 mod ui;
 pub mod upload;

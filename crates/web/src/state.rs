@@ -18,6 +18,8 @@ pub struct AppParts {
     pub db: DatabaseConnection,
     /// Turns requests away at once while the database is unreachable.
     pub db_gate: Arc<crate::db_gate::DbGate>,
+    /// Answers 503 at once past `MAX_CONCURRENT_REQUESTS` requests in hand.
+    pub shedder: Arc<crate::shed::Shedder>,
     pub jobs: Jobs,
     pub monitor: Monitor,
     pub identity: Identity,

@@ -89,10 +89,18 @@ pub async fn assessed_organizations<C: ConnectionTrait>(db: &C) -> Result<Vec<Uu
         .await
 }
 
-/// What an organisation's dashboard is computed from, reduced to one row: when its
-/// assessments, tasks, snapshots and evidence last changed and its latest audited
-/// event. Any
-/// write the dashboard shows moves one of these, on whichever instance it was made.
+/// The audit events that can change what a readiness summary shows: all but security,
+/// membership and report events, which are most of the log (every sign-in is one) and
+/// change no figure of it. Word for word the predicate of the partial index
+/// `idx_audit_log_org_summary_seq`, which both engines use only for a matching query.
+pub const SUMMARY_EVENTS: &str = "event NOT LIKE 'auth.%' AND event NOT LIKE 'member.%' \
+     AND event NOT LIKE 'invitation.%' AND event NOT LIKE 'user.%' AND event NOT LIKE 'report%'";
+
+/// What an organisation's readiness summary is computed from, reduced to one row: when
+/// its assessments, tasks, snapshots and evidence last changed and its latest audited
+/// change ([`SUMMARY_EVENTS`], which catches the rest: policy decisions, evidence links,
+/// deletions). Any write the summary shows moves one of these, on whichever instance
+/// it was made.
 #[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
 pub struct DashboardVersion {
     pub assessments: Option<String>,
@@ -117,14 +125,14 @@ pub async fn dashboard_version<C: ConnectionTrait>(
     // Timestamps as text: the same type from both engines, compared only for equality.
     DashboardVersion::find_by_statement(super::frameworks::sql(
         db.get_database_backend(),
-        "SELECT \
+        &format!("SELECT \
          (SELECT CAST(MAX(updated_at) AS TEXT) FROM assessments WHERE organization_id = ?) AS assessments, \
          (SELECT CAST(MAX(updated_at) AS TEXT) FROM plan_tasks WHERE organization_id = ?) AS tasks, \
          (SELECT CAST(MAX(created_at) AS TEXT) FROM readiness_snapshots WHERE organization_id = ?) AS snapshots, \
          (SELECT COUNT(*) FROM plans WHERE organization_id = ?) AS plans, \
          (SELECT COUNT(*) FROM assessments WHERE organization_id = ? AND status = 'completed') AS completed, \
-         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ?) AS audit, \
-         (SELECT CAST(MAX(updated_at) AS TEXT) FROM evidence_items WHERE organization_id = ?) AS evidence",
+         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ? AND {SUMMARY_EVENTS}) AS audit, \
+         (SELECT CAST(MAX(updated_at) AS TEXT) FROM evidence_items WHERE organization_id = ?) AS evidence"),
         vec![
             org.clone(),
             org.clone(),

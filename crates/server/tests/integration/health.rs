@@ -75,7 +75,7 @@ async fn live_and_ready_answer_and_ready_follows_the_schema() {
         pending[0]
             .as_str()
             .unwrap()
-            .contains("create_notifications")
+            .contains("index_audit_changes")
     );
 }
 

@@ -210,3 +210,82 @@ async fn a_nul_byte_in_a_query_a_path_or_a_json_string_is_refused() {
     .await;
     assert_eq!(fine.status(), reqwest::StatusCode::OK);
 }
+
+/// The figure `name` reads in the `/metrics` text.
+async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+#[tokio::test]
+async fn past_its_capacity_the_server_sheds_with_503_and_recovers() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(|raw| raw.max_concurrent_requests = Some(1)).await;
+    assert_eq!(gauge(&app, "ruleiq_requests_limit").await, 1.0);
+    // One request in hand: its headers promise a body that has not all come yet, so
+    // its handler is still reading it.
+    let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = br#"{"email":"a@example.co.uk","password":"not this one"}"#;
+    held.write_all(
+        format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    held.write_all(&body[..5]).await.unwrap();
+    for _ in 0..100 {
+        if gauge(&app, "ruleiq_requests_in_flight").await >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(gauge(&app, "ruleiq_requests_in_flight").await, 1.0);
+
+    // Another is turned away at once, API and page alike, saying when to come back…
+    let res = app.get("/api/v1/frameworks").await;
+    assert_eq!(res.headers()["retry-after"], "1");
+    let problem = assert_problem(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("try again"),
+        "{problem}"
+    );
+    let page = app.get("/sign-in").await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.text().await.unwrap().contains("Back in a moment"));
+    // …while health and metrics still answer.
+    assert_eq!(app.get("/api/v1/health").await.status(), StatusCode::OK);
+    assert_eq!(gauge(&app, "ruleiq_requests_shed_total").await, 2.0);
+
+    // The request in hand finishes as usual, and the next is served.
+    held.write_all(&body[5..]).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        use tokio::io::AsyncReadExt;
+        let n = held.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the held request was answered");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    for _ in 0..100 {
+        if gauge(&app, "ruleiq_requests_in_flight").await == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.get("/sign-in").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/frameworks").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await;
+}

@@ -62,6 +62,21 @@ async fn table_exists(db: &ruleiq_db::DatabaseConnection, table: &str) -> bool {
         .is_some()
 }
 
+/// How many indexes the schema has (those the engine makes for keys included).
+async fn index_count(db: &ruleiq_db::DatabaseConnection) -> i64 {
+    let sql = if backend() == "postgres" {
+        "SELECT COUNT(*) AS n FROM pg_indexes WHERE schemaname = 'public'"
+    } else {
+        "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'index'"
+    };
+    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
 async fn connect(test_db: &TestDatabase) -> ruleiq_db::DatabaseConnection {
     let settings = ruleiq_config::Settings::from_raw(test_raw_settings(test_db)).unwrap();
     ruleiq_db::connect(&settings.database).await.unwrap()
@@ -98,7 +113,7 @@ async fn each_migration_steps_down_alone() {
     let test_db = TestDatabase::new().await;
     let db = connect(&test_db).await;
     Migrator::up(&db, None).await.unwrap();
-    let mut remaining = TABLES.len();
+    let mut remaining = (TABLES.len(), index_count(&db).await);
     for _ in 0..Migrator::migrations().len() {
         Migrator::down(&db, Some(1)).await.unwrap();
         let mut present = 0;
@@ -107,10 +122,14 @@ async fn each_migration_steps_down_alone() {
                 present += 1;
             }
         }
-        assert!(present < remaining, "each down removes its own tables");
-        remaining = present;
+        let now = (present, index_count(&db).await);
+        assert!(
+            now.0 <= remaining.0 && now.1 <= remaining.1 && now != remaining,
+            "each down removes its own tables or indexes: {remaining:?} then {now:?}"
+        );
+        remaining = now;
     }
-    assert_eq!(remaining, 0);
+    assert_eq!(remaining.0, 0);
     Migrator::up(&db, Some(2)).await.unwrap();
     assert!(table_exists(&db, "job_runs").await);
     assert!(!table_exists(&db, "users").await);

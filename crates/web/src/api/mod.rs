@@ -193,6 +193,9 @@ pub fn router(state: AppState) -> Router {
     // Outside the error report, which sees the failure that closed the gate, and
     // not every request turned away after it.
     let app = app.layer(from_fn_with_state(state.clone(), crate::db_gate::guard));
+    // Outermost of the application's own layers: a shed request costs no more than
+    // the check, and the metrics and request id (outside) still see it.
+    let app = app.layer(from_fn_with_state(state.clone(), crate::shed::admit));
 
     with_middleware(app, &settings, state.metrics.clone())
 }

@@ -359,9 +359,21 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
          ruleiq_db_unreachable {}\n\
          # HELP ruleiq_db_unreachable_refused_total Requests answered 503 because the database did not answer.\n\
          # TYPE ruleiq_db_unreachable_refused_total counter\n\
-         ruleiq_db_unreachable_refused_total {}\n",
+         ruleiq_db_unreachable_refused_total {}\n\
+         # HELP ruleiq_requests_in_flight Requests being handled now.\n\
+         # TYPE ruleiq_requests_in_flight gauge\n\
+         ruleiq_requests_in_flight {}\n\
+         # HELP ruleiq_requests_limit The most requests handled at once (MAX_CONCURRENT_REQUESTS).\n\
+         # TYPE ruleiq_requests_limit gauge\n\
+         ruleiq_requests_limit {}\n\
+         # HELP ruleiq_requests_shed_total Requests answered 503 because the server was at capacity.\n\
+         # TYPE ruleiq_requests_shed_total counter\n\
+         ruleiq_requests_shed_total {}\n",
         u8::from(state.db_gate.is_closed()),
         state.db_gate.turned_away(),
+        state.shedder.in_flight(),
+        state.shedder.limit(),
+        state.shedder.shed(),
     );
     if state.settings.monitoring.database {
         let log = &state.queries;
