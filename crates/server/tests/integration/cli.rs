@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 16 migration(s); 0 pending"),
+        run.stdout.contains("applied 17 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
