@@ -210,18 +210,18 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("rolled back 1 migration(s); 15 applied")
+            .contains("rolled back 1 migration(s); 16 applied")
     );
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261128_000015_create_mail_outbox"),
+            .contains("applied  m20261128_000016_create_notifications"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261128_000016_create_notifications"),
+            .contains("pending  m20261129_000017_index_audit_changes"),
         "{}",
         run.stdout
     );
