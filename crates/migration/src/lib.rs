@@ -22,7 +22,8 @@ mod m20261127_000013_create_ai;
 mod m20261128_000014_create_reports;
 mod m20261128_000015_create_mail_outbox;
 mod m20261128_000016_create_notifications;
-mod m20261129_000017_index_audit_changes;
+mod m20261129_000017_sequence_search_documents;
+mod m20261129_000018_index_audit_changes;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -50,7 +51,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000014_create_reports::Migration),
             Box::new(m20261128_000015_create_mail_outbox::Migration),
             Box::new(m20261128_000016_create_notifications::Migration),
-            Box::new(m20261129_000017_index_audit_changes::Migration),
+            Box::new(m20261129_000017_sequence_search_documents::Migration),
+            Box::new(m20261129_000018_index_audit_changes::Migration),
         ]
     }
 }

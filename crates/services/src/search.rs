@@ -13,7 +13,7 @@ use ruleiq_db::{
 };
 use serde::{Deserialize, Serialize};
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, RwLock},
 };
 
@@ -72,6 +72,7 @@ impl SearchDocument {
             framework_slug: self.framework_slug,
             title: self.title,
             body: self.body,
+            seq: 0,
             created_at: now,
             updated_at: now,
         }
@@ -228,58 +229,141 @@ pub fn question_terms(question: &str) -> Vec<String> {
 /// keeps the documents of the scopes it has been asked about (the library's, shared by
 /// every organisation, and each organisation's own) and checks one revision row per
 /// search, so a change made through any instance is seen by all at their next search.
+///
+/// An organisation's scope is brought up to date by reading only what changed: every
+/// indexing round numbers its rows (`seq`, one more than the scope's highest, taken
+/// while holding the scope's revision row, so numbers commit in order) and sets the
+/// revision to `BASE+SEQ`. A kept scope whose revision has the same `BASE` has missed
+/// only indexing rounds, and reads the rows numbered above the highest it holds. Any
+/// other change (a removal, a framework import or deletion) gives a new `BASE`, and the
+/// scope is read whole again, as it is when replaced documents pile up.
 #[derive(Debug, Clone)]
 pub struct DbSearchIndex {
     db: DatabaseConnection,
     scopes: Arc<RwLock<HashMap<Option<Uuid>, Arc<Scope>>>>,
     revisions: Arc<RevisionCache>,
     building: Arc<tokio::sync::Mutex<()>>,
+    full_reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One scope's documents, as of `revision`.
 #[derive(Debug)]
 struct Scope {
     revision: String,
-    docs: Vec<Doc>,
+    /// The highest `seq` among the documents read.
+    watermark: i64,
+    /// `None` where a document was replaced by a later version (further on).
+    docs: Vec<Option<Arc<Doc>>>,
+    /// Where each subject's current version is in `docs`.
+    at: HashMap<(SearchKind, Uuid), u32>,
     /// Every word of the documents, sorted, with the documents it appears in: a query
     /// word matches the words it begins (`backup` finds `backups`).
-    words: Vec<(String, Vec<u32>)>,
+    words: Vec<(Arc<str>, Arc<[u32]>)>,
 }
 
-impl Scope {
-    fn new(revision: String, docs: Vec<Doc>) -> Self {
-        let mut index: HashMap<String, Vec<u32>> = HashMap::new();
-        for (i, d) in docs.iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            let mut seen = HashSet::new();
-            for text in [&d.lower_title, &d.lower_body] {
-                for word in words(text) {
-                    // "multi-factor" and "a.8.5" are found whole and by their parts.
-                    let parts = word
-                        .split(['-', '.'])
-                        .filter(|p| !p.is_empty() && *p != word);
-                    for w in std::iter::once(word).chain(parts) {
-                        if seen.insert(w) {
-                            index.entry(w.to_owned()).or_default().push(i);
-                        }
-                    }
+/// The `BASE` of a revision `BASE+SEQ` (the whole revision when it has no `+`).
+fn revision_base(revision: &str) -> &str {
+    revision.split_once('+').map_or(revision, |(base, _)| base)
+}
+
+/// Adds the words of `d` (document number `i`) to `index`.
+fn index_words(index: &mut HashMap<String, Vec<u32>>, d: &Doc, i: u32) {
+    let mut seen = HashSet::new();
+    for text in [&d.lower_title, &d.lower_body] {
+        for word in words(text) {
+            // "multi-factor" and "a.8.5" are found whole and by their parts.
+            let parts = word
+                .split(['-', '.'])
+                .filter(|p| !p.is_empty() && *p != word);
+            for w in std::iter::once(word).chain(parts) {
+                if seen.insert(w) {
+                    index.entry(w.to_owned()).or_default().push(i);
                 }
             }
         }
-        let mut words: Vec<(String, Vec<u32>)> = index.into_iter().collect();
-        words.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
+/// `index` as a sorted list.
+fn sorted_words(index: HashMap<String, Vec<u32>>) -> Vec<(Arc<str>, Arc<[u32]>)> {
+    let mut words: Vec<(Arc<str>, Arc<[u32]>)> = index
+        .into_iter()
+        .map(|(w, d)| (Arc::from(w), Arc::from(d)))
+        .collect();
+    words.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    words
+}
+
+impl Scope {
+    fn new(revision: String, watermark: i64, docs: Vec<Doc>) -> Self {
+        let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut at = HashMap::with_capacity(docs.len());
+        for (i, d) in docs.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            index_words(&mut index, d, i);
+            at.insert((d.kind, d.subject_id), i);
+        }
         Self {
             revision,
-            docs,
-            words,
+            watermark,
+            docs: docs.into_iter().map(|d| Some(Arc::new(d))).collect(),
+            at,
+            words: sorted_words(index),
         }
+    }
+
+    /// This scope with `changed` documents added or put in place of their earlier
+    /// versions; `None` once replaced versions would be a quarter of what is kept,
+    /// when reading the scope whole again is the better buy.
+    fn with_changes(&self, revision: String, watermark: i64, changed: Vec<Doc>) -> Option<Self> {
+        let mut docs = self.docs.clone();
+        let mut at = self.at.clone();
+        let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+        for d in changed {
+            let i = u32::try_from(docs.len()).ok()?;
+            if let Some(old) = at.insert((d.kind, d.subject_id), i) {
+                docs[old as usize] = None;
+            }
+            index_words(&mut index, &d, i);
+            docs.push(Some(Arc::new(d)));
+        }
+        if (docs.len() - at.len()) * 4 > at.len() + 64 {
+            return None;
+        }
+        // Both lists are sorted: one pass merges them, sharing every untouched entry.
+        let added = sorted_words(index);
+        let mut words = Vec::with_capacity(self.words.len() + added.len());
+        let mut old = self.words.iter().peekable();
+        for (w, d) in added {
+            while let Some(o) = old.next_if(|o| o.0 < w) {
+                words.push(o.clone());
+            }
+            match old.next_if(|o| o.0 == w) {
+                Some((_, before)) => {
+                    words.push((w, before.iter().chain(d.iter()).copied().collect()));
+                }
+                None => words.push((w, d)),
+            }
+        }
+        words.extend(old.cloned());
+        Some(Self {
+            revision,
+            watermark: watermark.max(self.watermark),
+            docs,
+            at,
+            words,
+        })
+    }
+
+    fn doc(&self, i: usize) -> Option<&Doc> {
+        self.docs.get(i)?.as_deref()
     }
 
     /// The documents containing every term (as a word or the start of one).
     fn matching(&self, terms: &[String]) -> Vec<u32> {
         let mut result: Option<Vec<u32>> = None;
         for t in terms {
-            let start = self.words.partition_point(|(w, _)| w.as_str() < t.as_str());
+            let start = self.words.partition_point(|(w, _)| **w < *t.as_str());
             let mut docs: Vec<u32> = self.words[start..]
                 .iter()
                 .take_while(|(w, _)| w.starts_with(t.as_str()))
@@ -307,7 +391,7 @@ fn found<'a>(scope: &'a Scope, terms: &[String]) -> Vec<&'a Doc> {
     scope
         .matching(terms)
         .into_iter()
-        .filter_map(|i| scope.docs.get(i as usize))
+        .filter_map(|i| scope.doc(i as usize))
         .collect()
 }
 
@@ -318,8 +402,25 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
+/// Stored rows as documents (rows of an unknown kind are skipped).
+fn docs_of(rows: Vec<repo::Candidate>) -> Vec<Doc> {
+    rows.into_iter()
+        .filter_map(|c| {
+            Some(Doc {
+                kind: SearchKind::parse(&c.kind)?,
+                subject_id: c.subject_id,
+                framework_slug: c.framework_slug,
+                lower_title: normalise(&c.title),
+                lower_body: normalise(&c.body),
+                title: c.title,
+                body: c.body,
+            })
+        })
+        .collect()
+}
+
 /// A document with its lower-cased text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Doc {
     kind: SearchKind,
     subject_id: Uuid,
@@ -342,7 +443,14 @@ impl DbSearchIndex {
             scopes: Arc::new(RwLock::new(HashMap::new())),
             revisions,
             building: Arc::default(),
+            full_reads: Arc::default(),
         }
+    }
+
+    /// How many times a scope was read whole, since start-up.
+    #[must_use]
+    pub fn full_reads(&self) -> u64 {
+        self.full_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn scope(&self, org: Option<Uuid>, revision: String) -> Result<Arc<Scope>, DbErr> {
@@ -354,27 +462,37 @@ impl DbSearchIndex {
         // One build at a time: concurrent first readers of a large scope would each
         // read and index every document; the later ones find the first's result.
         let _building = self.building.lock().await;
-        if let Some(s) = self.read().get(&org)
+        let kept = self.read().get(&org).cloned();
+        if let Some(s) = &kept
             && s.revision == revision
         {
             return Ok(s.clone());
         }
-        let docs = repo::all_in_scope(&self.db, org)
-            .await?
-            .into_iter()
-            .filter_map(|c| {
-                Some(Doc {
-                    kind: SearchKind::parse(&c.kind)?,
-                    subject_id: c.subject_id,
-                    framework_slug: c.framework_slug,
-                    lower_title: normalise(&c.title),
-                    lower_body: normalise(&c.body),
-                    title: c.title,
-                    body: c.body,
-                })
-            })
-            .collect();
-        let scope = Arc::new(Scope::new(revision, docs));
+        // Only indexing rounds since: read what they wrote.
+        let updated = match kept {
+            Some(kept)
+                if org.is_some() && revision_base(&kept.revision) == revision_base(&revision) =>
+            {
+                let changed = repo::changed_since(&self.db, org, kept.watermark).await?;
+                let watermark = changed
+                    .iter()
+                    .map(|c| c.seq)
+                    .max()
+                    .unwrap_or(kept.watermark);
+                kept.with_changes(revision.clone(), watermark, docs_of(changed))
+            }
+            _ => None,
+        };
+        let scope = Arc::new(match updated {
+            Some(scope) => scope,
+            None => {
+                self.full_reads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let all = repo::all_in_scope(&self.db, org).await?;
+                let watermark = all.iter().map(|c| c.seq).max().unwrap_or(0);
+                Scope::new(revision, watermark, docs_of(all))
+            }
+        });
         let mut map = self
             .scopes
             .write()
@@ -397,12 +515,45 @@ impl DbSearchIndex {
 impl SearchIndex for DbSearchIndex {
     async fn index(&self, docs: Vec<SearchDocument>) -> Result<(), DbErr> {
         let now = Utc::now();
-        let scopes: HashSet<Option<Uuid>> = docs.iter().map(|d| d.organization_id).collect();
+        // Sorted, so that two rounds touching the same scopes hold them in one order.
+        let scopes: BTreeSet<Option<Uuid>> = docs.iter().map(|d| d.organization_id).collect();
         let txn = ruleiq_db::begin(&self.db).await?;
-        repo::upsert(&txn, docs.into_iter().map(|d| d.into_row(now)).collect()).await?;
+        let mut rounds: HashMap<Option<Uuid>, i64> = HashMap::new();
         for org in scopes {
-            frameworks_repo::bump_revision(&txn, org, now).await?;
+            if org.is_none() {
+                // The library is read whole whenever it changes (rarely).
+                frameworks_repo::bump_revision(&txn, None, now).await?;
+                rounds.insert(None, 0);
+                continue;
+            }
+            let held = frameworks_repo::hold_revision(&txn, org, now).await?;
+            // After the revision's number as well as the rows': numbers never go back,
+            // even when the rows' were reset (by rolling the column's migration back).
+            let last_round = held
+                .as_deref()
+                .and_then(|r| r.split_once('+'))
+                .and_then(|(_, n)| n.parse::<i64>().ok())
+                .unwrap_or(0);
+            let seq = repo::highest_seq(&txn, org).await?.max(last_round) + 1;
+            let base = held
+                .as_deref()
+                .map(revision_base)
+                .filter(|b| !b.is_empty())
+                .map_or_else(|| Uuid::now_v7().simple().to_string(), str::to_owned);
+            frameworks_repo::set_revision(&txn, org, &format!("{base}+{seq}"), now).await?;
+            rounds.insert(org, seq);
         }
+        let rows = docs
+            .into_iter()
+            .map(|d| {
+                let seq = rounds.get(&d.organization_id).copied().unwrap_or(0);
+                search_document::Model {
+                    seq,
+                    ..d.into_row(now)
+                }
+            })
+            .collect();
+        repo::upsert(&txn, rows).await?;
         txn.commit().await?;
         self.revisions.clear();
         Ok(())
@@ -449,7 +600,11 @@ impl SearchIndex for DbSearchIndex {
             .filter(|d| query.kind.is_none_or(|k| k == d.kind))
             .map(|d| (score(&query.terms, &d.lower_title, &d.lower_body), d))
             .collect();
-        hits.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.title.cmp(&b.1.title)));
+        hits.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.title.cmp(&b.1.title))
+                .then_with(|| a.1.subject_id.cmp(&b.1.subject_id))
+        });
         hits.truncate(query.limit);
         Ok(hits
             .into_iter()
@@ -522,14 +677,12 @@ fn found_any<'a>(scope: &'a Scope, terms: &[String]) -> Vec<(usize, &'a Doc)> {
     let mut last = vec![u8::MAX; scope.docs.len()];
     for (ti, t) in terms.iter().enumerate() {
         let ti = u8::try_from(ti).unwrap_or(u8::MAX - 1);
-        let start = scope
-            .words
-            .partition_point(|(w, _)| w.as_str() < t.as_str());
+        let start = scope.words.partition_point(|(w, _)| **w < *t.as_str());
         for (_, postings) in scope.words[start..]
             .iter()
             .take_while(|(w, _)| w.starts_with(t.as_str()))
         {
-            for &d in postings {
+            for &d in postings.iter() {
                 let d = d as usize;
                 if last[d] != ti {
                     last[d] = ti;
@@ -539,18 +692,23 @@ fn found_any<'a>(scope: &'a Scope, terms: &[String]) -> Vec<(usize, &'a Doc)> {
         }
     }
     // Only the documents matching the most terms are worth scoring: take them in
-    // order of matched terms (then position, for determinism) up to a bound.
-    let mut by_count: Vec<(u8, usize)> = counts
+    // order of matched terms (then title and subject, so that the choice does not
+    // depend on where a document sits in memory) up to a bound.
+    let mut by_count: Vec<(u8, &Doc)> = counts
         .iter()
         .enumerate()
         .filter(|(_, c)| **c > 0)
-        .map(|(i, c)| (*c, i))
+        .filter_map(|(i, c)| Some((*c, scope.doc(i)?)))
         .collect();
-    by_count.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    by_count.sort_unstable_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.title.cmp(&b.1.title))
+            .then_with(|| a.1.subject_id.cmp(&b.1.subject_id))
+    });
     by_count
         .into_iter()
         .take(RETRIEVAL_CANDIDATES)
-        .filter_map(|(n, i)| scope.docs.get(i).map(|d| (usize::from(n), d)))
+        .map(|(n, d)| (usize::from(n), d))
         .collect()
 }
 
@@ -737,7 +895,7 @@ mod tests {
         ];
         // Thousands of documents matching one word only.
         docs.extend((0..5_000).map(|i| doc(&format!("Log {i}"), "restore")));
-        let scope = Scope::new(String::new(), docs);
+        let scope = Scope::new(String::new(), 0, docs);
         let terms = question_terms("How often should we test restoring our backups?");
         assert_eq!(terms, ["often", "test", "restor", "backup"]);
         let found = found_any(&scope, &terms);
@@ -751,6 +909,7 @@ mod tests {
     fn the_index_matches_words_by_prefix_parts_and_all_terms() {
         let scope = Scope::new(
             "r".into(),
+            0,
             vec![
                 doc("A.8.13 Information backup", "Keep backups offline."),
                 doc(
@@ -787,6 +946,102 @@ mod tests {
             "every term"
         );
         assert!(scope.matching(&terms("backup admins")).is_empty());
+    }
+
+    /// The titles of the documents `q` finds in `scope`.
+    fn titles(scope: &Scope, q: &str) -> Vec<String> {
+        let terms = SearchQuery::parse(q, None, 10).unwrap().terms;
+        let mut out: Vec<String> = found(scope, &terms)
+            .into_iter()
+            .map(|d| d.title.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn changes_are_merged_into_a_kept_scope_as_a_full_read_would_find_them() {
+        let backup = doc("Backup policy", "Keep three copies offline.");
+        let patching = doc("Patching", "Apply fixes within fourteen days.");
+        let kept = Scope::new("b+1".into(), 1, vec![backup, patching.clone()]);
+        // The patching document is edited and a new one arrives.
+        let edited = Doc {
+            title: "Patch management".into(),
+            lower_title: normalise("Patch management"),
+            body: "Apply critical fixes within seven days.".into(),
+            lower_body: normalise("Apply critical fixes within seven days."),
+            ..patching
+        };
+        let added = doc(
+            "Access reviews",
+            "Review access every quarter, offline too.",
+        );
+        let merged = kept
+            .with_changes("b+3".into(), 3, vec![edited.clone(), added.clone()])
+            .expect("two changes are worth merging");
+        assert_eq!((merged.revision.as_str(), merged.watermark), ("b+3", 3));
+        let whole = Scope::new(
+            "b+3".into(),
+            3,
+            vec![
+                doc("Backup policy", "Keep three copies offline."),
+                edited,
+                added,
+            ],
+        );
+        for q in [
+            "fourteen",
+            "seven",
+            "patch",
+            "offline",
+            "quarter",
+            "apply fixes",
+            "copies",
+        ] {
+            assert_eq!(titles(&merged, q), titles(&whole, q), "{q}");
+        }
+        assert!(
+            titles(&merged, "fourteen").is_empty(),
+            "the old version is gone"
+        );
+        assert_eq!(
+            titles(&merged, "offline"),
+            ["Access reviews", "Backup policy"]
+        );
+        let terms = question_terms("How quickly do we apply fixes?");
+        let passages: Vec<&str> = found_any(&merged, &terms)
+            .iter()
+            .map(|(_, d)| d.title.as_str())
+            .collect();
+        assert_eq!(passages, ["Patch management"]);
+    }
+
+    #[test]
+    fn a_scope_mostly_replaced_is_read_whole_again() {
+        let d = doc("Backup policy", "Keep copies.");
+        let kept = Scope::new("b+1".into(), 1, vec![d.clone()]);
+        let mut scope = kept;
+        let mut merged = 0;
+        for round in 2..200 {
+            match scope.with_changes(format!("b+{round}"), round, vec![d.clone()]) {
+                Some(next) => {
+                    scope = next;
+                    merged += 1;
+                }
+                None => break,
+            }
+        }
+        assert!(
+            (10..100).contains(&merged),
+            "replaced versions pile up only so far: {merged}"
+        );
+        assert_eq!(titles(&scope, "backup"), ["Backup policy"]);
+    }
+
+    #[test]
+    fn revisions_are_compared_by_their_base() {
+        assert_eq!(revision_base("0190abcd+42"), "0190abcd");
+        assert_eq!(revision_base("0190abcd"), "0190abcd");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct Model {
     pub framework_slug: Option<String>,
     pub title: String,
     pub body: String,
+    /// The scope's indexing round that last wrote this row (0: before rounds were
+    /// numbered); see `ruleiq_services::search`.
+    pub seq: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

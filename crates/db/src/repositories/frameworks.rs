@@ -114,6 +114,41 @@ pub async fn bump_revision<C: ConnectionTrait>(
     announce_catalog_change(db).await
 }
 
+/// Holds the revision row of a scope for the rest of the transaction (PostgreSQL
+/// locks the row; SQLite takes its write lock) and returns its value, if any. Writers
+/// that then set the revision are serialised per scope, so what they number in this
+/// order commits in this order.
+///
+/// # Errors
+/// On a database error.
+pub async fn hold_revision<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, DbErr> {
+    let name = imports_revision_name(organization_id);
+    content_import::Entity::update_many()
+        .col_expr(content_import::Column::UpdatedAt, Expr::value(now))
+        .filter(content_import::Column::Name.eq(name.clone()))
+        .exec(db)
+        .await?;
+    content_hash(db, &name).await
+}
+
+/// Sets a scope's revision to `value` (the caller made it), announcing the change.
+///
+/// # Errors
+/// On a database error.
+pub async fn set_revision<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Option<Uuid>,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    set_content_hash(db, &imports_revision_name(organization_id), value, now).await?;
+    announce_catalog_change(db).await
+}
+
 /// The PostgreSQL channel catalogue changes are announced on.
 pub const CATALOG_CHANNEL: &str = "ruleiq_catalog";
 

@@ -52,7 +52,7 @@ pub async fn upsert<C: ConnectionTrait>(
         .on_conflict(
             OnConflict::columns([S::Kind, S::SubjectId])
                 // A document never changes organisation: the subject is the same thing.
-                .update_columns([S::FrameworkSlug, S::Title, S::Body, S::UpdatedAt])
+                .update_columns([S::FrameworkSlug, S::Title, S::Body, S::Seq, S::UpdatedAt])
                 .to_owned(),
         )
         .exec_without_returning(db)
@@ -94,6 +94,7 @@ pub struct Candidate {
     pub framework_slug: Option<String>,
     pub title: String,
     pub body: String,
+    pub seq: i64,
 }
 
 /// Every document of one scope: the library's (`None`) or an organisation's own.
@@ -106,12 +107,12 @@ pub async fn all_in_scope<C: ConnectionTrait>(
 ) -> Result<Vec<Candidate>, DbErr> {
     let (text, values): (&str, Vec<sea_orm::Value>) = match organization_id {
         Some(org) => (
-            "SELECT kind, subject_id, framework_slug, title, body FROM search_documents \
+            "SELECT kind, subject_id, framework_slug, title, body, seq FROM search_documents \
              WHERE organization_id = ? ORDER BY title",
             vec![org.into()],
         ),
         None => (
-            "SELECT kind, subject_id, framework_slug, title, body FROM search_documents \
+            "SELECT kind, subject_id, framework_slug, title, body, seq FROM search_documents \
              WHERE organization_id IS NULL ORDER BY title",
             Vec::new(),
         ),
@@ -119,4 +120,61 @@ pub async fn all_in_scope<C: ConnectionTrait>(
     Candidate::find_by_statement(sql(db.get_database_backend(), text, values))
         .all(db)
         .await
+}
+
+/// The documents of one scope written by an indexing round after `after_seq`.
+///
+/// # Errors
+/// On a database error.
+pub async fn changed_since<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Option<Uuid>,
+    after_seq: i64,
+) -> Result<Vec<Candidate>, DbErr> {
+    let (text, values): (&str, Vec<sea_orm::Value>) = match organization_id {
+        Some(org) => (
+            "SELECT kind, subject_id, framework_slug, title, body, seq FROM search_documents \
+             WHERE organization_id = ? AND seq > ? ORDER BY title",
+            vec![org.into(), after_seq.into()],
+        ),
+        None => (
+            "SELECT kind, subject_id, framework_slug, title, body, seq FROM search_documents \
+             WHERE organization_id IS NULL AND seq > ? ORDER BY title",
+            vec![after_seq.into()],
+        ),
+    };
+    Candidate::find_by_statement(sql(db.get_database_backend(), text, values))
+        .all(db)
+        .await
+}
+
+/// The highest `seq` of one scope's documents (0 with none).
+///
+/// # Errors
+/// On a database error.
+pub async fn highest_seq<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Option<Uuid>,
+) -> Result<i64, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Highest {
+        seq: Option<i64>,
+    }
+    let (text, values): (&str, Vec<sea_orm::Value>) = match organization_id {
+        Some(org) => (
+            "SELECT MAX(seq) AS seq FROM search_documents WHERE organization_id = ?",
+            vec![org.into()],
+        ),
+        None => (
+            "SELECT MAX(seq) AS seq FROM search_documents WHERE organization_id IS NULL",
+            Vec::new(),
+        ),
+    };
+    Ok(
+        Highest::find_by_statement(sql(db.get_database_backend(), text, values))
+            .one(db)
+            .await?
+            .and_then(|h| h.seq)
+            .unwrap_or(0),
+    )
 }

@@ -139,7 +139,7 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     let run = ruleiq(&db, &["migrate", "up"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("applied 17 migration(s); 0 pending"),
+        run.stdout.contains("applied 18 migration(s); 0 pending"),
         "{}",
         run.stdout
     );
@@ -210,18 +210,18 @@ async fn verify_migrate_and_seed_take_a_fresh_database_to_ready() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("rolled back 1 migration(s); 16 applied")
+            .contains("rolled back 1 migration(s); 17 applied")
     );
     let run = ruleiq(&db, &["migrate", "status"], &[]);
     assert!(
         run.stdout
-            .contains("applied  m20261128_000016_create_notifications"),
+            .contains("applied  m20261129_000017_sequence_search_documents"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("pending  m20261129_000017_index_audit_changes"),
+            .contains("pending  m20261129_000018_index_audit_changes"),
         "{}",
         run.stdout
     );

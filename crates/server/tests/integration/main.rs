@@ -32,6 +32,7 @@ mod query_counts;
 mod ratelimit;
 mod recovery;
 mod reports;
+mod search;
 mod ui;
 mod ui_evidence;
 mod ui_journey;

@@ -27,7 +27,8 @@ impl MigrationTrait for Migration {
         // so after this migration was rolled back through another connection of the
         // same pool it would still see the index and refuse to make it again.
         let txn = manager.get_connection().begin().await?;
-        txn.execute_unprepared("SELECT COUNT(*) FROM audit_log").await?;
+        txn.execute_unprepared("SELECT COUNT(*) FROM audit_log")
+            .await?;
         txn.execute_unprepared(CREATE).await?;
         txn.commit().await
     }
