@@ -119,6 +119,8 @@ pub struct Dashboard {
     assessments: Assessments,
     clock: Arc<dyn Clock>,
     kept: Arc<Mutex<HashMap<Uuid, Kept>>>,
+    /// The activity list, by the newest audit entry it was read at.
+    activity: Arc<Mutex<HashMap<Uuid, (Option<i64>, Arc<Vec<audit_entry::Model>>)>>>,
     computing: Arc<[tokio::sync::Mutex<()>]>,
 }
 
@@ -147,6 +149,7 @@ impl Dashboard {
             assessments,
             clock,
             kept: Arc::new(Mutex::new(HashMap::new())),
+            activity: Arc::new(Mutex::new(HashMap::new())),
             computing: (0..COMPUTE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -163,19 +166,48 @@ impl Dashboard {
         org: OrganizationId,
         with_activity: bool,
     ) -> Result<Summary, DbErr> {
-        let mut summary = self.readiness_summary(org).await?;
+        let version = repo::dashboard_version(&self.db, org.as_uuid()).await?;
+        let mut summary = self
+            .readiness_summary(org, version.without_activity())
+            .await?;
         if with_activity {
-            summary.recent_activity =
-                Some(audit_repo::list(&self.db, org.as_uuid(), None, 10).await?);
+            summary.recent_activity = Some(self.activity(org, version.activity).await?);
         }
         Ok(summary)
     }
 
+    /// The ten newest audit entries, read again only when there is a newer one.
+    async fn activity(
+        &self,
+        org: OrganizationId,
+        newest: Option<i64>,
+    ) -> Result<Vec<audit_entry::Model>, DbErr> {
+        let key = org.as_uuid();
+        if let Some((seq, list)) = self.activity.lock().ok().and_then(|k| k.get(&key).cloned())
+            && seq == newest
+        {
+            return Ok((*list).clone());
+        }
+        let list = audit_repo::list(&self.db, key, None, 10).await?;
+        if let Ok(mut kept) = self.activity.lock() {
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+            // Kept under the newest entry seen before reading: a later one makes the
+            // next reader read again.
+            kept.insert(key, (newest, Arc::new(list.clone())));
+        }
+        Ok(list)
+    }
+
     /// The summary without the activity list, kept against its version.
-    async fn readiness_summary(&self, org: OrganizationId) -> Result<Summary, DbErr> {
+    async fn readiness_summary(
+        &self,
+        org: OrganizationId,
+        version: DashboardVersion,
+    ) -> Result<Summary, DbErr> {
         let key = org.as_uuid();
         let today = self.clock.now().date_naive();
-        let version = repo::dashboard_version(&self.db, key).await?;
         let fresh = |kept: &Mutex<HashMap<Uuid, Kept>>| {
             kept.lock()
                 .ok()

@@ -96,11 +96,13 @@ pub async fn assessed_organizations<C: ConnectionTrait>(db: &C) -> Result<Vec<Uu
 pub const SUMMARY_EVENTS: &str = "event NOT LIKE 'auth.%' AND event NOT LIKE 'member.%' \
      AND event NOT LIKE 'invitation.%' AND event NOT LIKE 'user.%' AND event NOT LIKE 'report%'";
 
-/// What an organisation's readiness summary is computed from, reduced to one row: when
-/// its assessments, tasks, snapshots and evidence last changed and its latest audited
-/// change ([`SUMMARY_EVENTS`], which catches the rest: policy decisions, evidence links,
-/// deletions). Any write the summary shows moves one of these, on whichever instance
-/// it was made.
+/// What an organisation's readiness summary and plan list are computed from, reduced
+/// to one row: when its assessments, tasks, snapshots and evidence last changed, its
+/// number of plans, when the library's frameworks last changed, and its latest
+/// audited change ([`SUMMARY_EVENTS`], which catches the rest: policy decisions,
+/// evidence links, deletions). Any write they show moves one of these, on whichever
+/// instance it was made. `activity`, the newest audit entry of any kind, is what the
+/// activity list is kept against; the summary ignores it.
 #[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
 pub struct DashboardVersion {
     pub assessments: Option<String>,
@@ -110,6 +112,19 @@ pub struct DashboardVersion {
     pub completed: Option<i64>,
     pub audit: Option<i64>,
     pub evidence: Option<String>,
+    pub frameworks: Option<String>,
+    pub activity: Option<i64>,
+}
+
+impl DashboardVersion {
+    /// The version of what the summary and the plan list show: all but `activity`.
+    #[must_use]
+    pub fn without_activity(&self) -> Self {
+        Self {
+            activity: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The organisation's [`DashboardVersion`]: one query returning one row.
@@ -132,8 +147,11 @@ pub async fn dashboard_version<C: ConnectionTrait>(
          (SELECT COUNT(*) FROM plans WHERE organization_id = ?) AS plans, \
          (SELECT COUNT(*) FROM assessments WHERE organization_id = ? AND status = 'completed') AS completed, \
          (SELECT MAX(seq) FROM audit_log WHERE organization_id = ? AND {SUMMARY_EVENTS}) AS audit, \
-         (SELECT CAST(MAX(updated_at) AS TEXT) FROM evidence_items WHERE organization_id = ?) AS evidence"),
+         (SELECT CAST(MAX(updated_at) AS TEXT) FROM evidence_items WHERE organization_id = ?) AS evidence, \
+         (SELECT CAST(MAX(updated_at) AS TEXT) FROM frameworks) AS frameworks, \
+         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ?) AS activity"),
         vec![
+            org.clone(),
             org.clone(),
             org.clone(),
             org.clone(),

@@ -71,12 +71,7 @@ async fn live_and_ready_answer_and_ready_follows_the_schema() {
     assert_eq!(ready["status"], "not_ready");
     let pending = ready["pending_migrations"].as_array().unwrap();
     assert_eq!(pending.len(), 1);
-    assert!(
-        pending[0]
-            .as_str()
-            .unwrap()
-            .contains("index_audit_changes")
-    );
+    assert!(pending[0].as_str().unwrap().contains("index_audit_changes"));
 }
 
 #[tokio::test]

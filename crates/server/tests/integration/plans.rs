@@ -158,6 +158,16 @@ async fn gaps_become_a_dated_plan_whose_tasks_change_under_audit() {
     assert_eq!(easy["target_met"], true);
     assert_eq!(easy["projected_end_date"], plan["projected_end_date"]);
 
+    // Read before any task changes, so the list below is read after one was kept.
+    let (_, before) = send(&app, Method::GET, "/plans", &a.token, None).await;
+    let listed = before["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == plan["id"])
+        .unwrap();
+    assert_eq!(listed["progress"]["done"], 0);
+
     // Change a task: assign, reschedule, note, mark done.
     let plan_id = plan["id"].as_str().unwrap();
     let task_id = tasks[0]["id"].as_str().unwrap();

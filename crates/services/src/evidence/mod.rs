@@ -1124,7 +1124,9 @@ impl Evidence {
         let now = self.clock.now();
         let version = format!(
             "{:?}@{}",
-            ruleiq_db::repositories::readiness::dashboard_version(&self.db, key).await?,
+            ruleiq_db::repositories::readiness::dashboard_version(&self.db, key)
+                .await?
+                .without_activity(),
             now.timestamp() / 60
         );
         if let Some(stats) = self.kept(key, &version) {

@@ -13,9 +13,10 @@ use ruleiq_core::{Clock, Criticality, OrganizationId, UserId};
 use ruleiq_db::{
     DatabaseConnection, DbErr,
     entities::{plan, plan_task},
+    repositories::readiness::DashboardVersion,
     repositories::{
         assessments as assessments_repo, frameworks as frameworks_repo, identity as identity_repo,
-        plans as repo,
+        plans as repo, readiness as readiness_repo,
     },
 };
 use serde::Serialize;
@@ -138,7 +139,13 @@ pub struct Plans {
     db: DatabaseConnection,
     audit: Audit,
     clock: Arc<dyn Clock>,
+    /// Each organisation's plan list, with the version it was read at.
+    kept: Arc<std::sync::Mutex<HashMap<Uuid, KeptList>>>,
 }
+
+/// A plan list and the [`DashboardVersion`] it was read at (plans are never edited
+/// once made: their number, their tasks and the frameworks' names are what changes).
+type KeptList = (DashboardVersion, Arc<Vec<PlanView>>);
 
 impl std::fmt::Debug for Plans {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,7 +181,12 @@ fn priority_rank(c: Criticality) -> u8 {
 impl Plans {
     #[must_use]
     pub fn new(db: DatabaseConnection, audit: Audit, clock: Arc<dyn Clock>) -> Self {
-        Self { db, audit, clock }
+        Self {
+            db,
+            audit,
+            clock,
+            kept: Arc::default(),
+        }
     }
 
     /// Today by the service's clock: what "overdue" is judged against, here as on
@@ -343,12 +355,34 @@ impl Plans {
         ))
     }
 
-    /// The organisation's plans, newest first, without their tasks: three queries
-    /// however many plans and tasks there are.
+    /// The organisation's plans, newest first, without their tasks: one query when
+    /// nothing changed since the last reader, three more otherwise, however many plans
+    /// and tasks there are.
     ///
     /// # Errors
     /// On a database error.
     pub async fn list(&self, org: OrganizationId) -> Result<Vec<PlanView>, PlanError> {
+        let key = org.as_uuid();
+        let version = readiness_repo::dashboard_version(&self.db, key)
+            .await?
+            .without_activity();
+        if let Some((v, list)) = self.kept.lock().ok().and_then(|k| k.get(&key).cloned())
+            && v == version
+        {
+            return Ok((*list).clone());
+        }
+        let list = self.read_list(org).await?;
+        if let Ok(mut kept) = self.kept.lock() {
+            if kept.len() >= 10_000 {
+                kept.clear();
+            }
+            // Under the version read before: a change meanwhile moves it.
+            kept.insert(key, (version, Arc::new(list.clone())));
+        }
+        Ok(list)
+    }
+
+    async fn read_list(&self, org: OrganizationId) -> Result<Vec<PlanView>, PlanError> {
         let plans = repo::list(&self.db, org.as_uuid()).await?;
         let mut counts: HashMap<Uuid, (usize, usize)> = HashMap::new();
         for c in repo::task_counts(&self.db, org.as_uuid()).await? {
