@@ -105,6 +105,9 @@ pub struct SnapshotRun {
 /// A computed summary and what it was computed from.
 type Kept = (DashboardVersion, NaiveDate, Arc<Summary>);
 
+/// An activity list and the newest audit entry's `seq` when it was read.
+type KeptActivity = (Option<i64>, Arc<Vec<audit_entry::Model>>);
+
 /// How many computation locks organisations share: enough that one organisation's
 /// recomputation rarely holds up another's, few enough to keep without bookkeeping.
 const COMPUTE_LOCKS: usize = 64;
@@ -120,7 +123,7 @@ pub struct Dashboard {
     clock: Arc<dyn Clock>,
     kept: Arc<Mutex<HashMap<Uuid, Kept>>>,
     /// The activity list, by the newest audit entry it was read at.
-    activity: Arc<Mutex<HashMap<Uuid, (Option<i64>, Arc<Vec<audit_entry::Model>>)>>>,
+    activity: Arc<Mutex<HashMap<Uuid, KeptActivity>>>,
     computing: Arc<[tokio::sync::Mutex<()>]>,
 }
 
