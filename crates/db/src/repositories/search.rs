@@ -105,21 +105,8 @@ pub async fn all_in_scope<C: ConnectionTrait>(
     db: &C,
     organization_id: Option<Uuid>,
 ) -> Result<Vec<Candidate>, DbErr> {
-    let (text, values): (&str, Vec<sea_orm::Value>) = match organization_id {
-        Some(org) => (
-            "SELECT kind, subject_id, framework_slug, title, body, seq FROM search_documents \
-             WHERE organization_id = ? ORDER BY title",
-            vec![org.into()],
-        ),
-        None => (
-            "SELECT kind, subject_id, framework_slug, title, body, seq FROM search_documents \
-             WHERE organization_id IS NULL ORDER BY title",
-            Vec::new(),
-        ),
-    };
-    Candidate::find_by_statement(sql(db.get_database_backend(), text, values))
-        .all(db)
-        .await
+    // Every row's `seq` is at least 0.
+    changed_since(db, organization_id, -1).await
 }
 
 /// The documents of one scope written by an indexing round after `after_seq`.
