@@ -138,6 +138,9 @@ pub async fn dashboard_version<C: ConnectionTrait>(
     use sea_orm::FromQueryResult;
     let org: sea_orm::Value = organization_id.into();
     // Timestamps as text: the same type from both engines, compared only for equality.
+    // The audit log's newest entries are read as `ORDER BY seq DESC LIMIT 1`, which
+    // both engines answer from the end of an index: PostgreSQL planned `MAX(seq)` over
+    // a young table as an aggregate of every entry of the organisation.
     DashboardVersion::find_by_statement(super::frameworks::sql(
         db.get_database_backend(),
         &format!("SELECT \
@@ -146,10 +149,10 @@ pub async fn dashboard_version<C: ConnectionTrait>(
          (SELECT CAST(MAX(created_at) AS TEXT) FROM readiness_snapshots WHERE organization_id = ?) AS snapshots, \
          (SELECT COUNT(*) FROM plans WHERE organization_id = ?) AS plans, \
          (SELECT COUNT(*) FROM assessments WHERE organization_id = ? AND status = 'completed') AS completed, \
-         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ? AND {SUMMARY_EVENTS}) AS audit, \
+         (SELECT seq FROM audit_log WHERE organization_id = ? AND {SUMMARY_EVENTS} ORDER BY seq DESC LIMIT 1) AS audit, \
          (SELECT CAST(MAX(updated_at) AS TEXT) FROM evidence_items WHERE organization_id = ?) AS evidence, \
          (SELECT CAST(MAX(updated_at) AS TEXT) FROM frameworks) AS frameworks, \
-         (SELECT MAX(seq) FROM audit_log WHERE organization_id = ?) AS activity"),
+         (SELECT seq FROM audit_log WHERE organization_id = ? ORDER BY seq DESC LIMIT 1) AS activity"),
         vec![
             org.clone(),
             org.clone(),
