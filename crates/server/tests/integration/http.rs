@@ -219,6 +219,17 @@ async fn gauge(app: &TestApp, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} in /metrics"))
 }
 
+/// The gauge `name` once it reads `want`, waiting up to two seconds for it.
+async fn gauge_settles(app: &TestApp, name: &str, want: f64) -> f64 {
+    for _ in 0..100 {
+        if gauge(app, name).await == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    gauge(app, name).await
+}
+
 #[tokio::test]
 async fn past_its_capacity_the_server_sheds_with_503_and_recovers() {
     use tokio::io::AsyncWriteExt;
@@ -238,13 +249,10 @@ async fn past_its_capacity_the_server_sheds_with_503_and_recovers() {
     .await
     .unwrap();
     held.write_all(&body[..5]).await.unwrap();
-    for _ in 0..100 {
-        if gauge(&app, "ruleiq_requests_in_flight").await >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(gauge(&app, "ruleiq_requests_in_flight").await, 1.0);
+    assert_eq!(
+        gauge_settles(&app, "ruleiq_requests_in_flight", 1.0).await,
+        1.0
+    );
 
     // Another is turned away at once, API and page alike, saying when to come back…
     let res = app.get("/api/v1/frameworks").await;
@@ -276,12 +284,10 @@ async fn past_its_capacity_the_server_sheds_with_503_and_recovers() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
-    for _ in 0..100 {
-        if gauge(&app, "ruleiq_requests_in_flight").await == 0.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    assert_eq!(
+        gauge_settles(&app, "ruleiq_requests_in_flight", 0.0).await,
+        0.0
+    );
     assert_eq!(app.get("/sign-in").await.status(), StatusCode::OK);
     assert_eq!(
         app.get("/api/v1/frameworks").await.status(),
