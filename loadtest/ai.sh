@@ -14,24 +14,15 @@
 # `ruleiq_load` on 127.0.0.1:5432 (user postgres), dropped and made again. Needs wrk,
 # curl and python3 (and psql for PostgreSQL).
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+source "$(dirname "$0")/lib.sh"
+bin="$(ruleiq_bin "${1:-}")"
 engine="${2:-sqlite}"
 port="${PORT:-8771}"
 seconds="${SECONDS_PER_RUN:-10}"
-dir="$(mktemp -d)"
-trap 'kill "${pid:-}" "${mock:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-cd "$dir"
+scratch
 export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false
-if [ "$engine" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_load' -c 'CREATE DATABASE ruleiq_load'
-  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/ruleiq_load"
-else
-  export DATABASE_URL="sqlite://$dir/db.sqlite?mode=rwc"
-fi
+use_database "$engine" ruleiq_load
 base="http://127.0.0.1:$port/api/v1"
-password="otter lantern quarry velvet"
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 "$bin" migrate up >/dev/null
 "$bin" seed >/dev/null
@@ -41,9 +32,9 @@ echo "$password" | "$bin" demo --size large --email load@example.co.uk --passwor
 start_server() {
   "$bin" serve --port "$port" >/dev/null 2>&1 &
   pid=$!
-  until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
-  token=$(curl -sf -X POST "$base/auth/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"load@example.co.uk\",\"password\":\"$password\"}" | json 'd["access_token"]')
+  wait_ready
+  wait_idle
+  token=$(sign_in load@example.co.uk)
 }
 start_server
 

@@ -10,15 +10,14 @@
 # PostgreSQL uses scratch databases `ruleiq_backup_source` and `ruleiq_backup_restore` on
 # 127.0.0.1:5432 (user postgres), dropped and made again. Needs psql for PostgreSQL.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+source "$(dirname "$0")/lib.sh"
+bin="$(ruleiq_bin "${1:-}")"
 engine="${2:-sqlite}"
 target="${3:-$engine}"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
 export LOG_LEVEL=warn PGOPTIONS="-c client_min_messages=warning"
-password="otter lantern quarry velvet"
 
 database_url() { # engine name
   if [ "$1" = postgres ]; then

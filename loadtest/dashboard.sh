@@ -11,23 +11,15 @@
 # dropped and made again. Needs wrk, curl, python3 (and psql for PostgreSQL). Rate
 # limits are off: this measures capacity.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+source "$(dirname "$0")/lib.sh"
+bin="$(ruleiq_bin "${1:-}")"
 engine="${2:-sqlite}"
 port="${PORT:-8768}"
 seconds="${SECONDS_PER_RUN:-10}"
-dir="$(mktemp -d)"
-trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-cd "$dir"
+scratch
 export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false
-if [ "$engine" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_load' -c 'CREATE DATABASE ruleiq_load'
-  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/ruleiq_load"
-else
-  export DATABASE_URL="sqlite://$dir/db.sqlite?mode=rwc"
-fi
+use_database "$engine" ruleiq_load
 base="http://127.0.0.1:$port/api/v1"
-password="otter lantern quarry velvet"
 
 "$bin" migrate up >/dev/null
 "$bin" seed >/dev/null
@@ -36,10 +28,8 @@ echo "$password" | "$bin" demo --size large --email load@example.co.uk --passwor
 
 "$bin" serve --port "$port" >/dev/null 2>&1 &
 pid=$!
-until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-token=$(curl -sf -X POST "$base/auth/login" -H 'content-type: application/json' \
-  -d "{\"email\":\"load@example.co.uk\",\"password\":\"$password\"}" | json 'd["access_token"]')
+wait_ready
+token=$(sign_in load@example.co.uk)
 auth="Authorization: Bearer $token"
 
 run() {

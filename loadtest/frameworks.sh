@@ -9,20 +9,18 @@
 #
 # Needs wrk, hyperfine, curl and python3. Rate limits are off: this measures capacity.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+source "$(dirname "$0")/lib.sh"
+bin="$(ruleiq_bin "${1:-}")"
 port="${PORT:-8767}"
 seconds="${SECONDS_PER_RUN:-15}"
 nist="$here/crates/server/tests/fixtures/oscal/NIST_SP-800-53_rev5_LOW-baseline-resolved-profile_catalog.json"
-dir="$(mktemp -d)"
-trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-cd "$dir"
+scratch
 export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false
 base="http://127.0.0.1:$port/api/v1"
 
 "$bin" serve --port "$port" >/dev/null 2>&1 &
 pid=$!
-until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+wait_ready
 token=$(curl -sf -X POST "$base/auth/register" -H 'content-type: application/json' \
   -d '{"email":"load@example.co.uk","password":"otter lantern quarry velvet","full_name":"Load Test","organization_name":"Load Ltd"}' \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

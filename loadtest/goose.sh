@@ -28,17 +28,15 @@
 # PostgreSQL uses a scratch database `ruleiq_goose` on 127.0.0.1:5432 (user postgres),
 # dropped and made again. Needs curl and python3 (and psql for PostgreSQL).
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+source "$(dirname "$0")/lib.sh"
+bin="$(ruleiq_bin "${1:-}")"
 engine="${2:-sqlite}"
 scenario="${3:-complianceuser}"
 users="${4:-32}"
 seconds="${5:-20}"
 load="$(realpath "${LOAD_BIN:-$(dirname "$bin")/ruleiq-load}")"
 port="${PORT:-8791}"
-dir="$(mktemp -d)"
-trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-cd "$dir"
+scratch
 [ -x "$load" ] || { echo "no ruleiq-load at $load: cargo build --release -p ruleiq-loadtest, or set LOAD_BIN" >&2; exit 2; }
 
 export DATA_DIR="$dir/data" LOG_LEVEL=warn
@@ -48,15 +46,9 @@ if [ "${OVERLOAD:-}" = 1 ]; then
 else
   export RATE_LIMIT_ENABLED=false
 fi
-if [ "$engine" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_goose' -c 'CREATE DATABASE ruleiq_goose'
-  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/ruleiq_goose"
-else
-  export DATABASE_URL="sqlite://$dir/db.sqlite?mode=rwc"
-fi
+use_database "$engine" ruleiq_goose
 base="http://127.0.0.1:$port/api/v1"
 email=load@example.co.uk
-password="otter lantern quarry velvet"
 
 "$bin" migrate up >/dev/null
 "$bin" seed >/dev/null
@@ -65,7 +57,8 @@ echo "$password" | "$bin" demo --size large --email "$email" --password-stdin | 
 
 "$bin" serve --port "$port" >"$dir/server.log" 2>&1 &
 pid=$!
-until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+wait_ready
+wait_idle
 
 # A short run first, not counted: the first readers of a large organisation build the
 # server's caches (readiness, dashboard, the search index), which is a cold start, not
@@ -96,9 +89,7 @@ if [ "${OVERLOAD:-}" = 1 ]; then
   echo "== recovery"
   curl -s -o "$dir/health.json" -w "GET /api/v1/health right after: %{http_code} in %{time_total} s, " "$base/health"
   python3 -c 'import json,sys; print("status", json.load(open(sys.argv[1]))["status"])' "$dir/health.json"
-  token=$(curl -sf -X POST "$base/auth/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"$email\",\"password\":\"$password\"}" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  token=$(sign_in "$email")
   start=$(date +%s)
   until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$base/auth/me")" = 200 ]; do
     if [ $(( $(date +%s) - start )) -gt 65 ]; then echo "GET /auth/me still refused after 65 s" >&2; exit 1; fi

@@ -7,12 +7,11 @@
 #
 # Needs wrk and curl (Debian: apt-get install wrk curl).
 set -euo pipefail
-bin="${1:-${CARGO_TARGET_DIR:-target}/release/ruleiq}"
+source "$(dirname "$0")/lib.sh"
+bin="$(ruleiq_bin "${1:-}")"
 port="${PORT:-8765}"
 seconds="${SECONDS_PER_RUN:-15}"
-dir="$(mktemp -d)"
-trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-cd "$dir"
+scratch
 export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false
 
 "$bin" migrate up >/dev/null

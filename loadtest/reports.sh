@@ -15,23 +15,15 @@
 # PostgreSQL uses a scratch database `ruleiq_load` on 127.0.0.1:5432 (user postgres),
 # dropped and made again. Needs curl and python3 (and psql for PostgreSQL).
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$(realpath "${1:-${CARGO_TARGET_DIR:-$here/target}/release/ruleiq}")"
+source "$(dirname "$0")/lib.sh"
+bin="$(ruleiq_bin "${1:-}")"
 engine="${2:-sqlite}"
 port="${PORT:-8781}"
 files="${PACK_FILES:-21}"
-dir="$(mktemp -d)"
-trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-cd "$dir"
+scratch
 export DATA_DIR="$dir/data" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false MAX_UPLOAD_SIZE=$((60 * 1024 * 1024))
-if [ "$engine" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS ruleiq_load' -c 'CREATE DATABASE ruleiq_load'
-  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/ruleiq_load"
-else
-  export DATABASE_URL="sqlite://$dir/db.sqlite?mode=rwc"
-fi
+use_database "$engine" ruleiq_load
 base="http://127.0.0.1:$port/api/v1"
-password="otter lantern quarry velvet"
 
 "$bin" migrate up >/dev/null
 "$bin" seed >/dev/null
@@ -42,7 +34,7 @@ echo "$password" | "$bin" demo --size small --email pack@example.co.uk --passwor
 start_server() {
   "$bin" serve --port "$port" >/dev/null 2>&1 &
   pid=$!
-  until curl -sf -o /dev/null "$base/health/ready"; do sleep 0.05; done
+  wait_ready
 }
 
 cat > "$dir/measure.py" <<'PY'

@@ -254,6 +254,16 @@ pub struct DatabaseSettings {
     /// How long to keep retrying an unreachable server at start-up.
     pub connect_timeout: Duration,
     pub max_connections: Option<u32>,
+    /// Page cache of each pooled SQLite connection, in KiB (`SQLITE_CACHE_KIB`).
+    pub sqlite_cache_kib: u32,
+}
+
+impl DatabaseSettings {
+    /// SQLite's own default is about 2 MiB per connection. The pages it would hold are
+    /// already in the operating system's cache, which every connection shares, so a
+    /// small cache costs a read from memory rather than the disk, while eight large ones
+    /// add up to a sixth of the memory target of issue 8 (docs/PERFORMANCE.md).
+    pub const DEFAULT_SQLITE_CACHE_KIB: u32 = 512;
 }
 
 /// Token signing settings.
@@ -591,6 +601,12 @@ impl Settings {
         if raw.workers == Some(0) {
             return Err(ConfigError::invalid("WORKERS", "must be at least 1"));
         }
+        if !(64..=1_048_576).contains(&raw.sqlite_cache_kib) {
+            return Err(ConfigError::invalid(
+                "SQLITE_CACHE_KIB",
+                "must be from 64 to 1048576 KiB (the default is 512)",
+            ));
+        }
         if raw.max_concurrent_requests == Some(0) {
             return Err(ConfigError::invalid(
                 "MAX_CONCURRENT_REQUESTS",
@@ -722,6 +738,7 @@ impl Settings {
                 url: database_url,
                 connect_timeout: Duration::from_secs(raw.database_connect_timeout_seconds),
                 max_connections: raw.database_max_connections,
+                sqlite_cache_kib: raw.sqlite_cache_kib,
             },
             redis_url,
             auth: AuthSettings {

@@ -92,6 +92,9 @@ fn invalid_values_name_the_variable() {
         ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES"),
         ("REPORT_RETENTION_DAYS", "3651", "REPORT_RETENTION_DAYS"),
         ("REPORT_RETENTION_DAYS", "-1", "REPORT_RETENTION_DAYS"),
+        ("SQLITE_CACHE_KIB", "0", "SQLITE_CACHE_KIB"),
+        ("SQLITE_CACHE_KIB", "2000000", "SQLITE_CACHE_KIB"),
+        ("SQLITE_CACHE_KIB", "-2000", "SQLITE_CACHE_KIB"),
     ] {
         Jail::expect_with(|jail| {
             jail.set_env(var, value);

@@ -60,6 +60,8 @@ async fn connect_sqlite(settings: &DatabaseSettings) -> Result<DatabaseConnectio
             source,
         })?;
     }
+    // Negative: a size in KiB rather than in pages.
+    let cache_size = format!("-{}", settings.sqlite_cache_kib);
     let mut options = ConnectOptions::new(url.clone());
     options
         // Readers run in parallel under WAL; writers queue on the busy timeout.
@@ -69,12 +71,13 @@ async fn connect_sqlite(settings: &DatabaseSettings) -> Result<DatabaseConnectio
         // would double the cost of each query.
         .test_before_acquire(false)
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+        .map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
             o.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
+                .pragma("cache_size", cache_size.clone())
         })
         .map_sqlx_sqlite_before_acquire(|conn, _| {
             Box::pin(async move { Ok(no_open_transaction(conn)) })
@@ -246,5 +249,35 @@ mod tests {
         );
         assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
         assert_eq!(sqlite_parent_dir("sqlite://ruleiq.db"), None);
+    }
+
+    /// Every pooled SQLite connection gets the configured page cache, not SQLite's own
+    /// default of about 2 MiB.
+    #[tokio::test]
+    async fn each_sqlite_connection_has_the_configured_cache() {
+        use sea_orm::{ConnectionTrait, Statement};
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DatabaseSettings {
+            url: ruleiq_config::DatabaseUrl::sqlite_file(&dir.path().join("cache.db")),
+            connect_timeout: Duration::from_secs(5),
+            max_connections: Some(2),
+            sqlite_cache_kib: 300,
+        };
+        let db = connect(&settings).await.unwrap();
+        // Two at once, so the second is a connection the pool opened for it.
+        let (a, b) = tokio::join!(
+            db.query_one_raw(Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                "PRAGMA cache_size"
+            )),
+            db.query_one_raw(Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                "PRAGMA cache_size"
+            )),
+        );
+        for row in [a, b] {
+            let size: i64 = row.unwrap().unwrap().try_get_by_index(0).unwrap();
+            assert_eq!(size, -300);
+        }
     }
 }

@@ -4,15 +4,24 @@
 //! picks the handler. apalis is asked for a single attempt per delivery because
 //! retries, with their backoff and status record, are the jobs service's.
 
-use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis::prelude::{PollSnapshot, PollStrategy, TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
 use async_trait::async_trait;
+use futures::task::AtomicWaker;
 use ruleiq_db::DatabaseConnection;
 use ruleiq_db::sea_orm::{DbBackend, sqlx};
 use ruleiq_services::jobs::{JobEnvelope, JobQueue, QueueError};
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
 /// How often a worker reports itself alive. apalis's default is 30 s; under load a
 /// delayed retry was seen waiting for the next heartbeat before being picked up, so a
@@ -40,7 +49,16 @@ pub enum QueueSetupError {
 
 /// The apalis storage in use.
 #[derive(Clone)]
-pub enum ApalisQueue {
+pub struct ApalisQueue {
+    pub(crate) storage: Storage,
+    /// Rung after each push, so this process's worker takes the job at once instead of
+    /// at its next poll (shared by every clone).
+    pub(crate) pushed: Arc<Pushed>,
+}
+
+/// The storage a queue is kept in.
+#[derive(Clone)]
+pub(crate) enum Storage {
     Sqlite(SqliteStorage<JobEnvelope>),
     Postgres(PostgresStorage<JobEnvelope>),
     Redis(RedisStorage<JobEnvelope, ConnectionManager>),
@@ -53,6 +71,13 @@ impl fmt::Debug for ApalisQueue {
 }
 
 impl ApalisQueue {
+    fn new(storage: Storage) -> Self {
+        Self {
+            storage,
+            pushed: Arc::default(),
+        }
+    }
+
     /// The queue in the application database, its tables created if missing.
     ///
     /// # Errors
@@ -83,7 +108,9 @@ impl ApalisQueue {
                     .queue(queue)
                     .heartbeat_interval(HEARTBEAT)
                     .missed_heartbeats(MISSED_HEARTBEATS);
-                Ok(Self::Sqlite(SqliteStorage::new(pool).with_config(config)))
+                Ok(Self::new(Storage::Sqlite(
+                    SqliteStorage::new(pool).with_config(config),
+                )))
             }
             DbBackend::Postgres => {
                 let shared = db.get_postgres_connection_pool();
@@ -99,9 +126,9 @@ impl ApalisQueue {
                     .queue(queue)
                     .heartbeat_interval(HEARTBEAT)
                     .missed_heartbeats(MISSED_HEARTBEATS);
-                Ok(Self::Postgres(
+                Ok(Self::new(Storage::Postgres(
                     PostgresStorage::new(pool).with_config(config),
-                ))
+                )))
             }
             other => Err(QueueSetupError::Unsupported(other)),
         }
@@ -120,7 +147,9 @@ impl ApalisQueue {
             .queue(queue)
             .heartbeat_interval(HEARTBEAT)
             .missed_heartbeats(MISSED_HEARTBEATS);
-        Ok(Self::Redis(RedisStorage::new(conn).with_config(config)))
+        Ok(Self::new(Storage::Redis(
+            RedisStorage::new(conn).with_config(config),
+        )))
     }
 
     /// Redis when a URL is given, else the application database.
@@ -157,18 +186,129 @@ impl JobQueue for ApalisQueue {
             message: e,
         };
         let task = task(envelope, delay);
-        match self.clone() {
-            Self::Sqlite(mut s) => s.push_task(task).await.map_err(|e| err(e.to_string())),
-            Self::Postgres(mut s) => s.push_task(task).await.map_err(|e| err(e.to_string())),
-            Self::Redis(mut s) => s.push_task(task).await.map_err(|e| err(e.to_string())),
+        match self.storage.clone() {
+            Storage::Sqlite(mut s) => s.push_task(task).await.map_err(|e| err(e.to_string())),
+            Storage::Postgres(mut s) => s.push_task(task).await.map_err(|e| err(e.to_string())),
+            Storage::Redis(mut s) => s.push_task(task).await.map_err(|e| err(e.to_string())),
+        }?;
+        // A delayed job is found by polling once it is due; waking now would find nothing.
+        if delay.is_zero() {
+            self.pushed.ring();
         }
+        Ok(())
     }
 
     fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
-            Self::Redis(_) => "redis",
+        match self.storage {
+            Storage::Sqlite(_) => "sqlite",
+            Storage::Postgres(_) => "postgres",
+            Storage::Redis(_) => "redis",
         }
+    }
+}
+
+/// A job was pushed by this process. Jobs pushed by another process (an API instance
+/// beside a `ruleiq worker`, `ruleiq jobs test`) are still found by polling.
+#[derive(Debug, Default)]
+pub(crate) struct Pushed {
+    rung: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Pushed {
+    fn ring(&self) {
+        self.rung.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// The worker's poll strategy that answers [`Pushed`]: ready once per ring since it
+/// last looked.
+pub(crate) struct OnPush(pub(crate) Arc<Pushed>);
+
+impl PollStrategy for OnPush {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        // Registered before the flag is read, so a ring between the two still wakes us.
+        self.0.waker.register(cx.waker());
+        if self.0.rung.swap(false, Ordering::AcqRel) {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleiq_config::{DatabaseSettings, DatabaseUrl};
+    use std::task::Waker;
+
+    struct Woken(AtomicBool);
+
+    impl std::task::Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A worker waiting on [`OnPush`] is woken by a push and polls once for it.
+    #[test]
+    fn a_push_wakes_the_waiting_worker_once() {
+        let pushed = Arc::new(Pushed::default());
+        let mut strategy = OnPush(pushed.clone());
+        let woken = Arc::new(Woken(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let snapshot = PollSnapshot::default();
+
+        assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending());
+        pushed.ring();
+        assert!(
+            woken.0.load(Ordering::SeqCst),
+            "the waiting worker is woken"
+        );
+        assert_eq!(
+            strategy.poll_drive(&mut cx, &snapshot),
+            Poll::Ready(Some(()))
+        );
+        assert!(
+            strategy.poll_drive(&mut cx, &snapshot).is_pending(),
+            "one poll for one push"
+        );
+    }
+
+    /// Pushing a job due now rings; a delayed job, found only once due, does not.
+    #[tokio::test]
+    async fn a_job_due_now_rings_and_a_delayed_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ruleiq_db::connect(&DatabaseSettings {
+            url: DatabaseUrl::sqlite_file(&dir.path().join("queue.db")),
+            connect_timeout: Duration::from_secs(5),
+            max_connections: None,
+            sqlite_cache_kib: DatabaseSettings::DEFAULT_SQLITE_CACHE_KIB,
+        })
+        .await
+        .unwrap();
+        let queue = ApalisQueue::in_database(&db, "test").await.unwrap();
+        let rung = |q: &ApalisQueue| q.pushed.rung.swap(false, Ordering::AcqRel);
+        let envelope = || JobEnvelope {
+            job_id: ruleiq_core::JobId::new(),
+            kind: "test".into(),
+            payload: serde_json::json!({}),
+        };
+
+        queue
+            .push(envelope(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(!rung(&queue));
+        // Through a clone, as the jobs service holds it.
+        queue
+            .clone()
+            .push(envelope(), Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(rung(&queue));
     }
 }

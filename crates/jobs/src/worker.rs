@@ -3,7 +3,7 @@
 //! `ruleiq serve` runs one inside the server (unless `EMBEDDED_WORKER=false`);
 //! `ruleiq worker` runs one on its own, for deployments that separate the two.
 
-use apalis::prelude::{BackendExt, BackoffConfig, BoxDynError, Data, WorkerBuilder};
+use apalis::prelude::{BackendExt, BackoffConfig, BoxDynError, Data, Strategy, WorkerBuilder};
 use ruleiq_services::jobs::{JobEnvelope, Jobs};
 use std::{future::Future, time::Duration};
 
@@ -13,16 +13,20 @@ use std::{future::Future, time::Duration};
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The longest gap between polls once the queue has been idle for a while: the worst
-/// pick-up latency of a quiet queue, and the cost of idling (five indexed queries a
-/// second a worker). A member who asks for a policy waits for the pick-up, so it is
-/// kept well under the 200 ms a generated policy may take from request to text.
+/// pick-up latency of a quiet queue for jobs queued by another process, and the cost of
+/// idling (five indexed queries a second a worker). A job queued by this process (a
+/// member asking for a policy on a `ruleiq serve` with its embedded worker) does not
+/// wait for it: the push wakes the worker.
 const MAX_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 fn backoff() -> BackoffConfig {
     BackoffConfig::new(MAX_POLL_INTERVAL).with_multiplier(1.5)
 }
 
-use crate::ApalisQueue;
+use crate::{
+    ApalisQueue,
+    queue::{OnPush, Storage},
+};
 
 /// The worker's task function: every delivery goes to [`Jobs::execute`].
 async fn handle(envelope: JobEnvelope, jobs: Data<Jobs>) -> Result<(), BoxDynError> {
@@ -48,21 +52,25 @@ pub async fn run(
         Ok::<(), std::io::Error>(())
     };
     tracing::info!(worker = name, backend = %jobs.queue_backend(), "job worker started");
+    // A job this process queues is taken at once; others when the poll comes round.
+    let strategy = Strategy::new()
+        .apply(OnPush(queue.pushed.clone()))
+        .interval_with_backoff(POLL_INTERVAL, backoff());
     // Each storage is its own type, so the same builder chain is spelled once per arm.
     macro_rules! run_on {
         ($storage:expr) => {
             WorkerBuilder::new(name)
-                .backend($storage.poll_with_backoff(POLL_INTERVAL, backoff()))
+                .backend($storage.poll_with_strategy(strategy))
                 .data(jobs)
                 .build(handle)
                 .run_until(signal)
                 .await?
         };
     }
-    match queue {
-        ApalisQueue::Sqlite(storage) => run_on!(storage),
-        ApalisQueue::Postgres(storage) => run_on!(storage),
-        ApalisQueue::Redis(storage) => run_on!(storage),
+    match queue.storage {
+        Storage::Sqlite(storage) => run_on!(storage),
+        Storage::Postgres(storage) => run_on!(storage),
+        Storage::Redis(storage) => run_on!(storage),
     }
     tracing::info!(worker = name, "job worker stopped");
     Ok(())

@@ -577,14 +577,6 @@ impl Components {
     }
 }
 
-/// Clears the session cache and the catalogue's remembered revisions whenever another
-/// instance announces a change (PostgreSQL `LISTEN`). While the listener is not
-/// connected both caches are off, so a change can never go unheard; SQLite serves one
-/// instance and needs no listener.
-/// Queues the readiness snapshot when today's has not been taken (at start-up, so a
-/// server that was down at midnight catches up) and again just after each UTC
-/// midnight, with the evidence expiry and sweep jobs. Two instances may both queue
-/// them; every one of the jobs is idempotent.
 /// Starts the reports whose schedules are due, once a minute (just after each minute
 /// starts, when cron expressions fire). Every instance ticks; each schedule's run is
 /// claimed by one of them (see `ruleiq_services::reports::schedules`).
@@ -607,6 +599,10 @@ fn schedule_reports(components: &Components, shutdown: CancellationToken) {
     });
 }
 
+/// Queues the readiness snapshot when today's has not been taken (at start-up, so a
+/// server that was down at midnight catches up) and again just after each UTC
+/// midnight, with the evidence expiry and sweep jobs. Two instances may both queue
+/// them; every one of the jobs is idempotent.
 fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken) {
     let dashboard =
         ruleiq_services::dashboard::Dashboard::new(components.db.clone(), components.clock.clone());
@@ -673,6 +669,10 @@ fn schedule_daily_snapshot(components: &Components, shutdown: CancellationToken)
     });
 }
 
+/// Clears the session cache and the catalogue's remembered revisions whenever another
+/// instance announces a change (PostgreSQL `LISTEN`). While the listener is not
+/// connected both caches are off, so a change can never go unheard; SQLite serves one
+/// instance and needs no listener.
 fn listen_for_changes(
     settings: &Settings,
     sessions: Arc<ruleiq_services::identity::sessions::SessionCache>,

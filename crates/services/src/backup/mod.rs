@@ -928,6 +928,7 @@ mod tests {
             url: DatabaseUrl::sqlite_file(&dir.path().join("ruleiq.db")),
             connect_timeout: Duration::from_secs(5),
             max_connections: None,
+            sqlite_cache_kib: DatabaseSettings::DEFAULT_SQLITE_CACHE_KIB,
         };
         let db = ruleiq_db::connect(&settings).await.unwrap();
         Migrator::up(&db, None).await.unwrap();
