@@ -4,7 +4,9 @@
 //! picks the handler. apalis is asked for a single attempt per delivery because
 //! retries, with their backoff and status record, are the jobs service's.
 
-use apalis::prelude::{PollSnapshot, PollStrategy, TaskBuilder, TaskSink};
+use apalis::prelude::{
+    BackoffConfig, BackoffStrategy, PollSnapshot, PollStrategy, TaskBuilder, TaskSink,
+};
 use apalis_postgres::PostgresStorage;
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::SqliteStorage;
@@ -222,19 +224,42 @@ impl Pushed {
     }
 }
 
-/// The worker's poll strategy that answers [`Pushed`]: ready once per ring since it
-/// last looked.
-pub(crate) struct OnPush(pub(crate) Arc<Pushed>);
+/// The worker's poll strategy: look when [`Pushed`] rings (once per ring since it last
+/// looked) or when the interval, which backs off while the queue is idle, comes round.
+///
+/// One strategy rather than apalis's `Strategy` combinator, which passes each poll's
+/// outcome to none of the strategies it combines: the interval never learnt that the
+/// queue was idle and polled at its shortest, four times as often.
+pub(crate) struct PushedOrDue {
+    pushed: Arc<Pushed>,
+    interval: BackoffStrategy,
+}
 
-impl PollStrategy for OnPush {
-    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+impl PushedOrDue {
+    pub(crate) fn new(pushed: Arc<Pushed>, interval: Duration, backoff: BackoffConfig) -> Self {
+        Self {
+            pushed,
+            interval: BackoffStrategy::new(interval, backoff),
+        }
+    }
+}
+
+impl PollStrategy for PushedOrDue {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, snapshot: &PollSnapshot) -> Poll<Option<()>> {
         // Registered before the flag is read, so a ring between the two still wakes us.
-        self.0.waker.register(cx.waker());
-        if self.0.rung.swap(false, Ordering::AcqRel) {
+        self.pushed.waker.register(cx.waker());
+        let rung = self.pushed.rung.swap(false, Ordering::AcqRel);
+        // Always driven, so its timer keeps a waker whichever woke us.
+        let due = self.interval.poll_drive(cx, snapshot).is_ready();
+        if rung || due {
             Poll::Ready(Some(()))
         } else {
             Poll::Pending
         }
+    }
+
+    fn on_poll(&mut self, snapshot: &PollSnapshot) {
+        self.interval.on_poll(snapshot);
     }
 }
 
@@ -252,11 +277,13 @@ mod tests {
         }
     }
 
-    /// A worker waiting on [`OnPush`] is woken by a push and polls once for it.
+    /// A worker waiting on [`PushedOrDue`] is woken by a push and polls once for it,
+    /// long before its interval comes round.
     #[test]
     fn a_push_wakes_the_waiting_worker_once() {
         let pushed = Arc::new(Pushed::default());
-        let mut strategy = OnPush(pushed.clone());
+        let hour = Duration::from_secs(3600);
+        let mut strategy = PushedOrDue::new(pushed.clone(), hour, BackoffConfig::new(hour));
         let woken = Arc::new(Woken(AtomicBool::new(false)));
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);

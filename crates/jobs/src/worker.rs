@@ -3,7 +3,7 @@
 //! `ruleiq serve` runs one inside the server (unless `EMBEDDED_WORKER=false`);
 //! `ruleiq worker` runs one on its own, for deployments that separate the two.
 
-use apalis::prelude::{BackendExt, BackoffConfig, BoxDynError, Data, Strategy, WorkerBuilder};
+use apalis::prelude::{BackendExt, BackoffConfig, BoxDynError, Data, WorkerBuilder};
 use ruleiq_services::jobs::{JobEnvelope, Jobs};
 use std::{future::Future, time::Duration};
 
@@ -25,7 +25,7 @@ fn backoff() -> BackoffConfig {
 
 use crate::{
     ApalisQueue,
-    queue::{OnPush, Storage},
+    queue::{PushedOrDue, Storage},
 };
 
 /// The worker's task function: every delivery goes to [`Jobs::execute`].
@@ -53,9 +53,7 @@ pub async fn run(
     };
     tracing::info!(worker = name, backend = %jobs.queue_backend(), "job worker started");
     // A job this process queues is taken at once; others when the poll comes round.
-    let strategy = Strategy::new()
-        .apply(OnPush(queue.pushed.clone()))
-        .interval_with_backoff(POLL_INTERVAL, backoff());
+    let strategy = PushedOrDue::new(queue.pushed.clone(), POLL_INTERVAL, backoff());
     // Each storage is its own type, so the same builder chain is spelled once per arm.
     macro_rules! run_on {
         ($storage:expr) => {
