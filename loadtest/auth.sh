@@ -21,8 +21,8 @@ pid=$!
 wait_ready
 
 token=$(curl -sf -X POST "$base/auth/register" -H 'content-type: application/json' \
-  -d '{"email":"load@example.co.uk","password":"otter lantern quarry velvet","full_name":"Load Test","organization_name":"Load Ltd"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  -d "{\"email\":\"load@example.co.uk\",\"password\":\"$password\",\"full_name\":\"Load Test\",\"organization_name\":\"Load Ltd\"}" \
+  | json 'd["access_token"]')
 
 echo "== GET /auth/me, wrk -t2 -c64 -d${seconds}s"
 wrk -t2 -c64 -d"${seconds}s" --latency -H "Authorization: Bearer $token" "$base/auth/me" \

@@ -14,25 +14,17 @@ source "$(dirname "$0")/lib.sh"
 bin="$(ruleiq_bin "${1:-}")"
 engine="${2:-sqlite}"
 target="${3:-$engine}"
-dir="$(mktemp -d)"
-trap 'rm -rf "$dir"' EXIT
-cd "$dir"
+scratch
 export LOG_LEVEL=warn PGOPTIONS="-c client_min_messages=warning"
-
-database_url() { # engine name
-  if [ "$1" = postgres ]; then
-    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" -c "CREATE DATABASE $2"
-    echo "postgres://postgres@127.0.0.1:5432/$2"
-  else
-    echo "sqlite://$dir/$2.sqlite?mode=rwc"
-  fi
-}
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
-source_url="$(database_url "$engine" ruleiq_backup_source)"
-restore_url="$(database_url "$target" ruleiq_backup_restore)"
+use_database "$engine" ruleiq_backup_source
+source_url="$DATABASE_URL"
+use_database "$target" ruleiq_backup_restore
+restore_url="$DATABASE_URL"
+unset DATABASE_URL
 
 echo "== ruleiq demo --size large ($engine)"
 DATABASE_URL="$source_url" DATA_DIR="$dir/source" "$bin" migrate up >/dev/null

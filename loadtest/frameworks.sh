@@ -22,8 +22,8 @@ base="http://127.0.0.1:$port/api/v1"
 pid=$!
 wait_ready
 token=$(curl -sf -X POST "$base/auth/register" -H 'content-type: application/json' \
-  -d '{"email":"load@example.co.uk","password":"otter lantern quarry velvet","full_name":"Load Test","organization_name":"Load Ltd"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  -d "{\"email\":\"load@example.co.uk\",\"password\":\"$password\",\"full_name\":\"Load Test\",\"organization_name\":\"Load Ltd\"}" \
+  | json 'd["access_token"]')
 auth="Authorization: Bearer $token"
 
 # Each run is preceded by a short unreported one, so what is measured is the steady

@@ -47,7 +47,8 @@ sign_in() { # email
     -d "{\"email\":\"$1\",\"password\":\"$password\"}" | json 'd["access_token"]'
 }
 
-# Waits (up to two minutes) until no job is queued or running. A server starting on a
+# Waits (up to two minutes) until no job is queued or running, asking `$bin` against
+# the DATABASE_URL in force. A server starting on a
 # large organisation queues its daily upkeep (expiry, sweeps, the readiness snapshot),
 # which would otherwise run inside the measured window.
 wait_idle() {

@@ -155,9 +155,10 @@ def by_mapping():
                 sizes[name] = sizes.get(name, 0) + int(parts[1])
     return sorted(sizes.items(), key=lambda kv: -kv[1])[:6]
 
-# The restarted server queues its daily upkeep (expiry, sweeps, the readiness snapshot)
-# over the large organisation as it starts; let that finish so the pack is measured
-# on its own.
+# The restarted server's daily upkeep (expiry, sweeps, the readiness snapshot) belongs
+# to no organisation, so this member does not see it: the script's `wait_idle` has let
+# it finish. What the member's organisation still has queued or running finishes here,
+# so the pack is measured on its own.
 while any(call("GET", f"/jobs?status={s}&limit=1", token)["items"] for s in ("queued", "running")):
     time.sleep(0.5)
 time.sleep(2)
@@ -186,11 +187,13 @@ if [ "${PACK_WORKER:-}" = 1 ]; then
   EMBEDDED_WORKER=false start_server
   "$bin" worker >/dev/null 2>&1 &
   wpid=$!
+  wait_idle
   trap 'kill "${pid:-}" "${wpid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
   echo "== the pack in a separate ruleiq worker"
   BASE="$base" PASSWORD="$password" PID="$wpid" FILES=0 PHASE=pack python3 "$dir/measure.py"
 else
   start_server
+  wait_idle
   echo "== the pack in ruleiq serve's embedded worker"
   BASE="$base" PASSWORD="$password" PID="$pid" FILES=0 PHASE=pack python3 "$dir/measure.py"
 fi

@@ -255,7 +255,6 @@ mod tests {
     /// default of about 2 MiB.
     #[tokio::test]
     async fn each_sqlite_connection_has_the_configured_cache() {
-        use sea_orm::{ConnectionTrait, Statement};
         let dir = tempfile::tempdir().unwrap();
         let settings = DatabaseSettings {
             url: ruleiq_config::DatabaseUrl::sqlite_file(&dir.path().join("cache.db")),
@@ -264,19 +263,15 @@ mod tests {
             sqlite_cache_kib: 300,
         };
         let db = connect(&settings).await.unwrap();
-        // Two at once, so the second is a connection the pool opened for it.
-        let (a, b) = tokio::join!(
-            db.query_one_raw(Statement::from_string(
-                sea_orm::DatabaseBackend::Sqlite,
-                "PRAGMA cache_size"
-            )),
-            db.query_one_raw(Statement::from_string(
-                sea_orm::DatabaseBackend::Sqlite,
-                "PRAGMA cache_size"
-            )),
-        );
-        for row in [a, b] {
-            let size: i64 = row.unwrap().unwrap().try_get_by_index(0).unwrap();
+        let pool = db.get_sqlite_connection_pool();
+        // Both held at once, so the second is a connection the pool opened for it.
+        let mut first = pool.acquire().await.unwrap();
+        let mut second = pool.acquire().await.unwrap();
+        for conn in [&mut first, &mut second] {
+            let size: i64 = sea_orm::sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
             assert_eq!(size, -300);
         }
     }
