@@ -430,3 +430,50 @@ async fn ruleiq_check_runs_the_final_checks_against_a_running_server() {
     assert!(err.contains("--password-stdin"), "{err}");
     app.stop().await;
 }
+
+/// The executable's relative relocations are packed (`crates/server/build.rs`): as RELA
+/// entries they were 4.6 MB that the loader reads at start and that stay resident.
+/// Read from the ELF section headers: a `.relr.dyn` section, and no large `.rela.dyn`.
+#[cfg(packed_relocations)]
+#[test]
+fn the_executable_packs_its_relative_relocations() {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(env!("CARGO_BIN_EXE_ruleiq")).expect("the executable");
+    let mut read_at = |offset: u64, len: usize| -> Vec<u8> {
+        let mut buf = vec![0; len];
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.read_exact(&mut buf).expect("read");
+        buf
+    };
+    let header = read_at(0, 64);
+    assert_eq!(&header[..5], b"\x7fELF\x02", "a 64-bit ELF file");
+    let u16_at = |b: &[u8], at: usize| u64::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&header, 0x28),
+        u16_at(&header, 0x3a),
+        u16_at(&header, 0x3c),
+        u16_at(&header, 0x3e),
+    );
+    let sections = read_at(shoff, usize::try_from(shentsize * shnum).unwrap());
+    let section = |i: u64| &sections[usize::try_from(i * shentsize).unwrap()..][..64];
+    let strtab = section(shstrndx);
+    let names = read_at(
+        u64_at(strtab, 0x18),
+        usize::try_from(u64_at(strtab, 0x20)).unwrap(),
+    );
+    let sizes: Vec<(String, u64)> = (0..shnum)
+        .map(|i| {
+            let s = section(i);
+            let at = usize::try_from(u32::from_le_bytes(s[..4].try_into().unwrap())).unwrap();
+            let end = names[at..].iter().position(|&b| b == 0).unwrap_or(0);
+            (
+                String::from_utf8_lossy(&names[at..at + end]).into_owned(),
+                u64_at(s, 0x20),
+            )
+        })
+        .collect();
+    let size_of = |name: &str| sizes.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+    assert!(size_of(".relr.dyn").is_some(), "{sizes:?}");
+    assert!(size_of(".rela.dyn").unwrap_or(0) < 64 * 1024, "{sizes:?}");
+}
