@@ -73,7 +73,7 @@ print(f"job run:     median {runs[len(runs)//2]:.1f} ms, max {runs[-1]:.1f} ms (
 print(f"end to end:  median {ends[len(ends)//2]:.1f} ms, max {ends[-1]:.1f} ms (request → text ready, incl. queue and polling)")
 PY
 
-# The generated policies' follow-up work (search index, readiness) stays out of the wrk run.
+# Whatever the generations left queued or running stays out of the wrk run.
 wait_idle
 
 connections="${CONNECTIONS:-4}"
