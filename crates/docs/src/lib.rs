@@ -26,6 +26,7 @@ mod chart;
 mod csv_export;
 mod docx;
 mod markdown;
+mod memory;
 mod pdf;
 mod typst_markup;
 pub mod xlsx;

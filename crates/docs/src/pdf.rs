@@ -87,12 +87,16 @@ pub fn render_pdf(doc: &Document) -> Result<Vec<u8>, DocsError> {
     let inputs = inputs(doc);
     // typst is a large dependency we do not control; a panic in it must not take down the
     // worker thread that asked for a policy PDF.
-    catch_unwind(AssertUnwindSafe(|| compile(inputs))).unwrap_or_else(|payload| {
+    let pdf = catch_unwind(AssertUnwindSafe(|| compile(inputs))).unwrap_or_else(|payload| {
         Err(DocsError::Panicked {
             renderer: "pdf",
             message: panic_message(payload.as_ref()),
         })
-    })
+    });
+    // PDFs are seconds apart; what typst kept and freed is not worth holding between
+    // them (issue 8's audit pack copies its evidence right after its index PDF).
+    crate::memory::give_back_freed_pages();
+    pdf
 }
 
 fn compile(inputs: Dict) -> Result<Vec<u8>, DocsError> {

@@ -1,0 +1,69 @@
+//! Giving memory back to the system after a document is typeset.
+//!
+//! A PDF makes typst allocate tens of megabytes (its memoisation cache, layout, the
+//! fonts' tables). Freed, those pages stay with the allocator: jemalloc returns dirty
+//! pages only after `dirty_decay_ms` (ten seconds by default) and typst keeps its cache
+//! until told otherwise. A worker that typesets the audit pack's index and then copies
+//! a gigabyte of evidence would carry them through the whole copy; issue 8 holds the
+//! pack to 100 MB resident, and these pages were the difference (docs/PERFORMANCE.md).
+
+use tikv_jemalloc_ctl::{Access, AsName, arenas};
+
+/// Drops typst's memoised results and has jemalloc return every freed page now.
+///
+/// Returning pages is done by setting each arena's decay time to zero, which purges
+/// its dirty pages at once, and then restoring it: the safe controls allow that,
+/// where jemalloc's own `arena.<i>.purge` takes no value and so needs an `unsafe`
+/// call, which the workspace forbids. Outside a jemalloc process (tests of other
+/// crates, a build with another allocator) there is nothing to purge and it does
+/// nothing harmful: jemalloc's own, unused arenas are purged.
+pub(crate) fn give_back_freed_pages() {
+    comemo::evict(0);
+    let Ok(count) = arenas::narenas::read() else {
+        return;
+    };
+    for i in 0..count {
+        let key = format!("arena.{i}.dirty_decay_ms\0");
+        let name = key.as_str().name();
+        // An index no arena was ever created for answers an error: skip it.
+        if let Ok(previous) = Access::<isize>::update(name, 0)
+            && let Err(e) = Access::<isize>::write(name, previous)
+        {
+            tracing::warn!(error = %e, arena = i, "could not restore an arena's decay time");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::give_back_freed_pages;
+    use tikv_jemalloc_ctl::{Access, AsName, epoch};
+
+    #[global_allocator]
+    static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+    /// Dirty pages of every arena, in pages.
+    fn dirty_pages() -> usize {
+        epoch::advance().unwrap();
+        // 4096 is MALLCTL_ARENAS_ALL: the sum over arenas.
+        Access::<usize>::read(b"stats.arenas.4096.pdirty\0".name()).unwrap()
+    }
+
+    #[test]
+    fn freed_pages_are_returned_and_the_decay_time_restored() {
+        let before: isize = Access::<isize>::read(b"arena.0.dirty_decay_ms\0".name()).unwrap();
+        // Many mid-sized allocations, freed: their pages become dirty, not returned.
+        let blocks: Vec<Vec<u8>> = (0..2_000).map(|i| vec![i as u8; 16 * 1024]).collect();
+        drop(blocks);
+        let dirty = dirty_pages();
+        assert!(dirty > 1_000, "freed pages are kept dirty: {dirty}");
+        give_back_freed_pages();
+        let after = dirty_pages();
+        assert!(after < dirty / 10, "dirty pages {dirty} -> {after}");
+        assert_eq!(
+            Access::<isize>::read(b"arena.0.dirty_decay_ms\0".name()).unwrap(),
+            before,
+            "the decay time is as it was"
+        );
+    }
+}
