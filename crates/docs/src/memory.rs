@@ -2,14 +2,17 @@
 //!
 //! A PDF makes typst allocate tens of megabytes (its memoisation cache, layout, the
 //! fonts' tables). Freed, those pages stay with the allocator: jemalloc returns dirty
-//! pages only after `dirty_decay_ms` (ten seconds by default) and typst keeps its cache
-//! until told otherwise. A worker that typesets the audit pack's index and then copies
-//! a gigabyte of evidence would carry them through the whole copy; issue 8 holds the
-//! pack to 100 MB resident, and these pages were the difference (docs/PERFORMANCE.md).
+//! pages only after `dirty_decay_ms` (ten seconds by default). A worker that typesets
+//! the audit pack's index and then copies a gigabyte of evidence would carry them
+//! through the whole copy; issue 8 holds the pack to 100 MB resident, and these pages
+//! were the difference (docs/PERFORMANCE.md).
 
 use tikv_jemalloc_ctl::{Access, AsName, arenas};
 
 /// Drops typst's memoised results and has jemalloc return every freed page now.
+///
+/// typst-as-lib already evicts comemo's cache once compilation ends; evicting again
+/// here also drops what the PDF export memoised after that.
 ///
 /// Returning pages is done by setting each arena's decay time to zero, which purges
 /// its dirty pages at once, and then restoring it: the safe controls allow that,
