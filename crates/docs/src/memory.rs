@@ -15,22 +15,27 @@ use tikv_jemalloc_ctl::{Access, AsName, arenas};
 /// here also drops what the PDF export memoised after that.
 ///
 /// Returning pages is done by setting each arena's decay time to zero, which purges
-/// its dirty pages at once, and then restoring it: the safe controls allow that,
-/// where jemalloc's own `arena.<i>.purge` takes no value and so needs an `unsafe`
-/// call, which the workspace forbids. Outside a jemalloc process (tests of other
-/// crates, a build with another allocator) there is nothing to purge and it does
-/// nothing harmful: jemalloc's own, unused arenas are purged.
+/// its dirty pages at once, and then back to the process's default: the safe controls
+/// allow that, where jemalloc's own `arena.<i>.purge` takes no value and so needs an
+/// `unsafe` call, which the workspace forbids. Restoring the default rather than the
+/// value read before matters when two PDFs finish together: one could otherwise read
+/// the other's zero and leave it in place for good. Outside a jemalloc process (tests
+/// of other crates, a build with another allocator) there is nothing to purge and it
+/// does nothing harmful: jemalloc's own, unused arenas are purged.
 pub(crate) fn give_back_freed_pages() {
     comemo::evict(0);
-    let Ok(count) = arenas::narenas::read() else {
+    let (Ok(count), Ok(default)) = (
+        arenas::narenas::read(),
+        Access::<isize>::read(b"arenas.dirty_decay_ms\0".name()),
+    ) else {
         return;
     };
     for i in 0..count {
         let key = format!("arena.{i}.dirty_decay_ms\0");
         let name = key.as_str().name();
         // An index no arena was ever created for answers an error: skip it.
-        if let Ok(previous) = Access::<isize>::update(name, 0)
-            && let Err(e) = Access::<isize>::write(name, previous)
+        if Access::<isize>::write(name, 0).is_ok()
+            && let Err(e) = Access::<isize>::write(name, default)
         {
             tracing::warn!(error = %e, arena = i, "could not restore an arena's decay time");
         }
@@ -67,6 +72,16 @@ mod tests {
             Access::<isize>::read(b"arena.0.dirty_decay_ms\0".name()).unwrap(),
             before,
             "the decay time is as it was"
+        );
+
+        // Another render caught between its zero and its restore: this one does not
+        // take that zero for the arena's setting.
+        Access::<isize>::write(b"arena.0.dirty_decay_ms\0".name(), 0).unwrap();
+        give_back_freed_pages();
+        assert_eq!(
+            Access::<isize>::read(b"arena.0.dirty_decay_ms\0".name()).unwrap(),
+            before,
+            "the default is restored, not the zero a concurrent purge left"
         );
     }
 }

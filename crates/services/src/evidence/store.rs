@@ -268,7 +268,10 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(StoreError::Missing(sha256.to_owned()))
             }
-            Err(e) => Err(StoreError::Source(format!("opening blob {sha256}: {e}"))),
+            Err(e) => Err(StoreError::Store(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })),
         }
     }
 
